@@ -1,0 +1,107 @@
+"""`unirl download` errors, against a local stand-in for the hub API (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from unirl_cli.errors import UnirlError
+from unirl_cli.hub import download
+from unirl_cli.models.registry import detect_family, known_names, lookup_spec
+
+
+class _HubStandIn(BaseHTTPRequestHandler):
+    """Answers the model-info call the way the hub does for gated, missing and broken repos."""
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        if "gated" in self.path:
+            status, code = 403, "GatedRepo"
+        elif "missing" in self.path:
+            status, code = 404, "RepoNotFound"
+        else:
+            status, code = 500, ""
+        body = json.dumps({"error": "nope"}).encode()
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def hub_endpoint():
+    server = HTTPServer(("127.0.0.1", 0), _HubStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def run_cli(*args, **env):
+    full_env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", **env}
+    full_env.pop("HF_HUB_OFFLINE", None) if env.get("HF_HUB_OFFLINE") is None else None
+    return subprocess.run([sys.executable, "-m", "unirl_cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(UnirlError) as err:
+        download("janus-pro-2b")
+    assert "janus-pro-1b" in str(err.value) and "showo-512" in str(err.value)
+
+
+def test_aliases_resolve():
+    assert lookup_spec("janus").name == "janus-pro-1b"
+    assert lookup_spec("SHOWO").name == "showo-512"
+    assert "geneval-models" in known_names()
+
+
+def test_offline_download_is_one_clear_line(tmp_path):
+    result = run_cli("download", "janus-pro-1b", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "HF_HUB_OFFLINE" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_no_network_mentions_mirror_and_local_folder(tmp_path):
+    # An endpoint nobody listens on behaves like a machine without network.
+    result = run_cli("download", "janus-pro-1b", HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path),
+                     HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2")
+    assert result.returncode != 0
+    assert "HF_ENDPOINT" in result.stderr and "--model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gated_repo_says_how_to_log_in(hub_endpoint, tmp_path):
+    result = run_cli("download", "someone/gated-model", HF_ENDPOINT=hub_endpoint, HF_HOME=str(tmp_path))
+    assert result.returncode != 0 and "HF_TOKEN" in result.stderr and "gated" in result.stderr
+
+
+def test_missing_repo_is_reported(hub_endpoint, tmp_path):
+    result = run_cli("download", "someone/missing-model", HF_ENDPOINT=hub_endpoint, HF_HOME=str(tmp_path))
+    assert result.returncode != 0 and "not found" in result.stderr
+
+
+def test_disk_full_is_explained():
+    from unirl_cli.hub import explain_hub_error
+
+    error = explain_hub_error(OSError(28, "No space left on device"), "a/b")
+    assert "disk full" in str(error)
+
+
+def test_detect_family_errors(tmp_path):
+    with pytest.raises(UnirlError, match="no config.json"):
+        detect_family(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"language_config": {}, "gen_vision_config": {}}))
+    with pytest.raises(UnirlError, match="convert-janus"):
+        detect_family(tmp_path)

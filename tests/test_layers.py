@@ -1,0 +1,79 @@
+"""Every module imports; the layer arrows point down (cli -> train/eval -> models/base <- backends)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import unirl_cli
+
+PACKAGE_DIR = Path(unirl_cli.__file__).parent
+
+
+def all_modules() -> list[str]:
+    return [m.name for m in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="unirl_cli.")
+            if not m.name.endswith("__main__")]
+
+
+def imported_names(path: Path) -> set[str]:
+    """Absolute module names imported anywhere in a file (top level or inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def top_level_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_every_module_imports():
+    for name in all_modules():
+        importlib.import_module(name)
+
+
+def test_cli_import_does_not_load_torch():
+    code = "import sys, unirl_cli.cli; assert 'torch' not in sys.modules, 'torch imported by the CLI'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_modules_import_no_ml_at_top_level():
+    for path in (PACKAGE_DIR / "cli").glob("*.py"):
+        heavy = {n for n in top_level_imports(path) if n.split(".")[0] in ("torch", "transformers", "accelerate")}
+        assert not heavy, f"{path.name} imports {heavy} at module level"
+
+
+def test_trainers_and_evaluator_never_name_a_family():
+    for folder in ("train", "eval"):
+        for path in (PACKAGE_DIR / folder).rglob("*.py"):
+            for name in imported_names(path):
+                assert not name.startswith(("unirl_cli.models.janus", "unirl_cli.models.showo")), (path, name)
+
+
+def test_families_do_not_import_each_other_or_upper_layers():
+    for path in (PACKAGE_DIR / "models").rglob("*.py"):
+        names = imported_names(path)
+        upper = {n for n in names if n.startswith(("unirl_cli.cli", "unirl_cli.train", "unirl_cli.eval"))}
+        assert not upper, (path, upper)
+        if "showo" in path.parts:
+            assert not any(n.startswith("unirl_cli.models.janus") for n in names), path
+        if path.name.startswith("janus"):
+            assert not any(n.startswith("unirl_cli.models.showo") for n in names), path
+
+
+def test_config_imports_no_engine_module():
+    names = imported_names(PACKAGE_DIR / "config.py")
+    assert all(n in ("unirl_cli.errors", "unirl_cli.fileio") for n in names if n.startswith("unirl_cli")), names

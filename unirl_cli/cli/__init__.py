@@ -1,0 +1,56 @@
+"""The `unirl` command: thin typer commands over the engine. Torch is imported lazily, inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from unirl_cli.cli.common import console, state
+from unirl_cli.errors import UnirlError
+
+
+class _App(typer.Typer):
+    """A Typer app that turns user errors into one line and a non-zero exit (traceback only with --debug)."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except UnirlError as err:
+            if state.debug:
+                raise
+            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            sys.exit(130)
+        except Exception as err:  # a bug: keep it short unless asked
+            if state.debug:
+                raise
+            console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err} "
+                          "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
+            sys.exit(1)
+
+
+app = _App(help="Post-train unified multimodal models (Janus, Show-o) with UniRL and evaluate them on GenEval.",
+           no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    state.debug = debug
+
+
+def _register() -> None:
+    # Each module adds its commands to `app` on import; none of them imports torch at module level.
+    import importlib
+
+    for name in ("generate", "understand", "download", "models", "train", "eval", "world"):
+        try:
+            importlib.import_module(f"unirl_cli.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"unirl_cli.cli.{name}":
+                raise
+
+
+_register()

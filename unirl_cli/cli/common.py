@@ -1,0 +1,32 @@
+"""Shared CLI state, console and option parsing helpers (no ML here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from unirl_cli.errors import UnirlError
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+DEVICE_HELP = "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)"
+DTYPE_HELP = "float32, bfloat16, float16, or auto (bf16 on GPU, fp32 on CPU)"
+
+
+def check_positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
+    """Raise a one-line `UnirlError` when an option that must be positive is not."""
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise UnirlError(f"--{name.replace('_', '-')} must be {bound}, got {value}")

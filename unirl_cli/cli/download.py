@@ -1,0 +1,23 @@
+"""`unirl download NAME|REPO_ID`: fetch checkpoints from the Hugging Face hub."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from unirl_cli.cli import app
+from unirl_cli.cli.common import stdout
+
+
+@app.command()
+def download(
+    name: str = typer.Argument(..., help="A name from `unirl models`, `geneval-models`, or a hub repo id (owner/name)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit to download."),
+    local_dir: Optional[str] = typer.Option(None, "--local-dir", help="Put the files in this folder instead of the HF cache."),
+) -> None:
+    """Download only the files a model needs (weights, configs, tokenizer); interrupted downloads resume."""
+    from unirl_cli import hub
+
+    for folder in hub.download(name, revision=revision, local_dir=local_dir):
+        stdout.print(f"ready: {folder}")

@@ -1,0 +1,52 @@
+"""Turn what the user typed after `--model` into a loaded `UnifiedModel`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unirl_cli.errors import UnirlError
+from unirl_cli.models.registry import DEFAULT_MODEL, MODELS, backend_class, detect_family, lookup_spec, unknown_model_error
+
+
+def resolve_model_dir(name_or_path: str | None, download: bool = True) -> Path:
+    """The local folder holding `name_or_path`: a folder as is, else a registry name or hub id (downloaded if needed)."""
+    from unirl_cli import hub
+
+    name = name_or_path or DEFAULT_MODEL
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.suffix in (".safetensors", ".bin", ".pt") or name.startswith((".", "/", "~")):
+        raise UnirlError(f"model folder '{name}' does not exist; pass a folder with a saved model, or a known name")
+    spec = lookup_spec(name)
+    if spec is not None:
+        if spec.family not in ("janus", "showo") or spec.name == "magvitv2":
+            raise UnirlError(f"'{spec.name}' is not a generation model; pick one of "
+                             f"{', '.join(n for n, s in MODELS.items() if s.family in ('janus', 'showo') and n != 'magvitv2')}")
+        try:
+            return hub.prepare_spec(spec, local_only=True)
+        except UnirlError:
+            if not download:
+                raise
+        return hub.prepare_spec(spec)
+    if name.count("/") == 1:
+        try:
+            return hub.fetch_repo(name, local_only=True)
+        except UnirlError:
+            if not download:
+                raise
+        return hub.fetch_repo(name)
+    raise unknown_model_error(name)
+
+
+def load_model(name_or_path: str | None = None, device: str = "auto", dtype: str = "auto", download: bool = True):
+    """Load a model by registry name, alias, hub id or folder onto `device` in `dtype` (both may be "auto")."""
+    from unirl_cli.runtime import resolve_device, resolve_dtype
+
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    folder = resolve_model_dir(name_or_path, download=download)
+    family = detect_family(folder)
+    model = backend_class(family).load(str(folder), device=torch_device, dtype=torch_dtype)
+    model.eval()
+    return model
