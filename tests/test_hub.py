@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -15,42 +14,20 @@ from unirl_cli.errors import UnirlError
 from unirl_cli.hub import download
 from unirl_cli.models.registry import detect_family, known_names, lookup_spec
 
-
-class _HubStandIn(BaseHTTPRequestHandler):
-    """Answers the model-info call the way the hub does for gated, missing and broken repos."""
-
-    def do_GET(self):  # noqa: N802 - http.server naming
-        if "gated" in self.path:
-            status, code = 403, "GatedRepo"
-        elif "missing" in self.path:
-            status, code = 404, "RepoNotFound"
-        else:
-            status, code = 500, ""
-        body = json.dumps({"error": "nope"}).encode()
-        self.send_response(status)
-        if code:
-            self.send_header("X-Error-Code", code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+from tests.hub_standin import HubStandIn
 
 
 @pytest.fixture(scope="module")
-def hub_endpoint():
-    server = HTTPServer(("127.0.0.1", 0), _HubStandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def hub_endpoint(tmp_path_factory):
+    errors = {"someone/gated-model": (403, "GatedRepo"), "someone/missing-model": (404, "RepoNotFound")}
+    with HubStandIn({}, errors) as hub:
+        yield hub.endpoint
 
 
 def run_cli(*args, **env):
     full_env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", **env}
-    full_env.pop("HF_HUB_OFFLINE", None) if env.get("HF_HUB_OFFLINE") is None else None
+    if "HF_HUB_OFFLINE" not in env:
+        full_env.pop("HF_HUB_OFFLINE", None)
     return subprocess.run([sys.executable, "-m", "unirl_cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=120)
 
@@ -105,3 +82,22 @@ def test_detect_family_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"language_config": {}, "gen_vision_config": {}}))
     with pytest.raises(UnirlError, match="convert-janus"):
         detect_family(tmp_path)
+
+
+def test_download_then_generate_by_name_through_the_hub_path(tiny_janus_dir, tmp_path):
+    """`unirl download janus-pro-1b` against a loopback hub serving a tiny Janus, then load it by name."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_janus_dir, repo)
+    (repo / "README.md").write_text("model card")  # not needed by unirl: must not be fetched
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    with HubStandIn({"deepseek-community/Janus-Pro-1B": repo}) as hub:
+        result = run_cli("download", "janus-pro-1b", HF_ENDPOINT=hub.endpoint, **env)
+        assert result.returncode == 0, result.stderr
+        assert "model.safetensors" in hub.requested_files and "README.md" not in hub.requested_files
+    # Offline now: the cached snapshot is found by name.
+    result = run_cli("generate", "a red circle", "--model", "janus-pro-1b", "-n", "1", "--out",
+                     str(tmp_path / "img"), HF_HUB_OFFLINE="1", **env)
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads((tmp_path / "img" / "metadata.json").read_text())
+    assert metadata["model"]["hub_id"] == "deepseek-community/Janus-Pro-1B"
+    assert metadata["model"]["revision"] is not None

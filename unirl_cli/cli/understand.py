@@ -8,7 +8,7 @@ from typing import List
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, check_positive, console, stdout
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, check_positive, console
 
 
 @app.command()
@@ -40,4 +40,4 @@ def understand(
     answers = answer_about_images(loaded, image_paths, question, max_new_tokens=max_new_tokens,
                                   greedy=not sample, temperature=temperature, seed=seed)
     for path, answer in zip(image_paths, answers):
-        stdout.print(f"[bold]{path}[/]: {answer}" if len(image_paths) > 1 else answer, highlight=False)
+        typer.echo(f"{path}: {answer}" if len(image_paths) > 1 else answer)

@@ -49,4 +49,18 @@ def load_model(name_or_path: str | None = None, device: str = "auto", dtype: str
     family = detect_family(folder)
     model = backend_class(family).load(str(folder), device=torch_device, dtype=torch_dtype)
     model.eval()
+    model.source = model_source(name_or_path or DEFAULT_MODEL, folder, family)
     return model
+
+
+def model_source(name: str, folder: Path, family: str) -> dict:
+    """What identifies loaded weights in run metadata: the name typed, hub id and revision, the folder."""
+    spec = lookup_spec(name)
+    in_hub_cache = folder.parent.name == "snapshots"
+    return {
+        "name": name,
+        "family": family,
+        "hub_id": spec.repo_id if spec else (name if in_hub_cache else None),
+        "revision": folder.name if in_hub_cache else None,
+        "path": str(folder.resolve()),
+    }
