@@ -215,9 +215,23 @@ def read_prompts(path: str | Path, qa_style: QaStyle = "english") -> list[dict]:
 
 
 def write_prompts(path: str | Path, records: Iterable[Mapping]) -> Path:
-    """Write records as JSONL, one per line, atomically; returns the path."""
+    """Validate, then write records as JSONL, one per line, atomically; returns the path."""
     path = Path(path)
-    lines = [json.dumps(dict(record), ensure_ascii=False) for record in records]
+    records = [dict(record) for record in records]
+    for index, record in enumerate(records):
+        validate_record(record, f"record {index} for {path}")
+    lines = [json.dumps(record, ensure_ascii=False) for record in records]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     return path
+
+
+def geneval_overlap(records: Iterable[Mapping]) -> list[str]:
+    """Prompts in `records` that are GenEval test prompts (by text or by metadata); empty when the sets are apart.
+
+    Use it on hand-written prompt files: training on test prompts makes GenEval scores meaningless.
+    """
+    test_prompts = {record["prompt"] for record in geneval_test_records()}
+    test_keys = {metadata_key(record) for record in geneval_test_records()}
+    return [record["prompt"] for record in records
+            if record["prompt"] in test_prompts or metadata_key(record) in test_keys]
