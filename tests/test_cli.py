@@ -113,3 +113,27 @@ def test_create_tiny_janus_loads_for_generation(tmp_path):
     result = run_console_script("generate", "a red circle", "--model", str(out), "-n", "1", "--out", str(tmp_path / "img"))
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "img" / "00000.png").size[0] > 0
+
+
+def test_prompts_generate_and_check(tmp_path):
+    out = tmp_path / "prompts.jsonl"
+    result = run_console_script("prompts", "generate", "--out", str(out), "-n", "30", "--seed", "1", "--tag", "position=2",
+                                "--tag", "counting")
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 30 and all(json.loads(line)["tag"] in ("position", "counting") for line in lines)
+    assert run_console_script("prompts", "check", str(out)).returncode == 0
+    with out.open("a") as handle:
+        handle.write("{not json\n")
+    result = run_console_script("prompts", "check", str(out))
+    assert result.returncode != 0 and ":31:" in result.stderr
+
+
+def test_prompts_check_rejects_geneval_prompts():
+    from unirl_cli.data.prompts import geneval_test_records  # noqa: F401 - the packaged file exists
+
+    import unirl_cli
+
+    path = f"{unirl_cli.__path__[0]}/data/geneval/evaluation_metadata.jsonl"
+    result = run_console_script("prompts", "check", path)
+    assert result.returncode != 0 and "GenEval test prompts" in result.stderr

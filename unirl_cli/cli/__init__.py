@@ -45,7 +45,7 @@ def _register() -> None:
     # Each module adds its commands to `app` on import; none of them imports torch at module level.
     import importlib
 
-    for name in ("generate", "understand", "download", "models", "train", "eval", "world"):
+    for name in ("generate", "understand", "download", "models", "prompts", "train", "eval", "world"):
         try:
             importlib.import_module(f"unirl_cli.cli.{name}")
         except ModuleNotFoundError as err:
