@@ -80,7 +80,7 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, settings: I
         return logits.argmax(dim=-1)
     probs = truncate_logits(logits / settings.temperature, settings.top_k, settings.top_p).softmax(dim=-1)
     cdf = probs.double().cumsum(dim=-1)  # (batch, vocab)
-    threshold = (uniforms.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+    threshold = (uniforms * cdf[:, -1]).unsqueeze(-1)
     token = torch.searchsorted(cdf, threshold, right=True).squeeze(-1)
     return token.clamp_(max=logits.shape[-1] - 1)
 
@@ -99,25 +99,27 @@ def sample_image_tokens(hf_model, input_ids: torch.Tensor, attention_mask: torch
     generation_head = hf_model.model.generation_head
     batch_size = input_ids.shape[0]
     rows = torch.cat([input_ids, uncond_input_ids]) if settings.uses_cfg else input_ids
-    mask = attention_mask.repeat(2, 1) if settings.uses_cfg else attention_mask
+    prompt_mask = attention_mask.repeat(2, 1) if settings.uses_cfg else attention_mask
+    # One mask for the whole run, sliced per step (cheaper than growing it by concatenation).
+    full_mask = torch.cat([prompt_mask, prompt_mask.new_ones(prompt_mask.shape[0], num_image_tokens)], dim=1)
+    prompt_length = rows.shape[1]
     inputs_embeds = hf_model.get_input_embeddings()(rows)
     cache = DynamicCache(config=language_model.config)
-    uniforms = per_row_uniforms(seeds, num_image_tokens)
+    uniforms = per_row_uniforms(seeds, num_image_tokens).to(input_ids.device)
     tokens = torch.empty(batch_size, num_image_tokens, dtype=torch.long, device=input_ids.device)
     logprobs = torch.empty(batch_size, num_image_tokens, dtype=torch.float32, device=input_ids.device)
-    ones = mask.new_ones(mask.shape[0], 1)
     for step in range(num_image_tokens):
-        hidden = language_model(inputs_embeds=inputs_embeds, attention_mask=mask, cache=cache,
-                                use_cache=True).last_hidden_state[:, -1]
+        hidden = language_model(inputs_embeds=inputs_embeds, attention_mask=full_mask[:, :prompt_length + step],
+                                cache=cache, use_cache=True).last_hidden_state[:, -1]
         head_logits = generation_head(hidden)  # (rows, codebook)
         cond, uncond = head_logits.chunk(2) if settings.uses_cfg else (head_logits, None)
         logits = guided_logits(cond, uncond, settings.guidance_scale)
         token = sample_from_logits(logits, uniforms[:, step], settings)
         tokens[:, step] = token
-        logprobs[:, step] = (logits / settings.temperature).log_softmax(-1).gather(-1, token[:, None]).squeeze(-1)
+        tempered = logits / settings.temperature
+        logprobs[:, step] = tempered.gather(-1, token[:, None]).squeeze(-1) - tempered.logsumexp(dim=-1)
         next_codes = torch.cat([token, token]) if settings.uses_cfg else token
         inputs_embeds = hf_model.prepare_embeddings_for_image_generation(next_codes[:, None])
-        mask = torch.cat([mask, ones], dim=1)
     return tokens, logprobs
 
 

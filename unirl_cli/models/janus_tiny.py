@@ -76,7 +76,7 @@ def build_tiny_tokenizer(vocab_size: int = 1536):
         padding_side="left", model_max_length=16384)
 
 
-def build_tiny_processor(tokenizer, image_size: int):
+def build_janus_processor(tokenizer, image_size: int):
     """A JanusProcessor with Janus-Pro's pixel normalisation (mean = std = 0.5, pixels in [-1, 1])."""
     from transformers import JanusProcessor
     from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
@@ -140,5 +140,5 @@ def build_tiny_janus(out_dir: str | Path, image_size: int = 64, seed: int = 0, h
     set_janus_generation_config(model, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    build_tiny_processor(tokenizer, image_size).save_pretrained(out_dir)
+    build_janus_processor(tokenizer, image_size).save_pretrained(out_dir)
     return out_dir
