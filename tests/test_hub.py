@@ -101,3 +101,19 @@ def test_download_then_generate_by_name_through_the_hub_path(tiny_janus_dir, tmp
     metadata = json.loads((tmp_path / "img" / "metadata.json").read_text())
     assert metadata["model"]["hub_id"] == "deepseek-community/Janus-Pro-1B"
     assert metadata["model"]["revision"] is not None
+
+
+def test_download_deepseek_format_converts_once(tmp_path):
+    """`unirl download janus-1.3b` fetches DeepSeek's layout and converts it to the transformers layout."""
+    from unirl_cli.models.janus_convert import build_tiny_deepseek_janus
+
+    repo = build_tiny_deepseek_janus(tmp_path / "deepseek")
+    env = {"HF_HOME": str(tmp_path / "hf"), "UNIRL_HOME": str(tmp_path / "unirl")}
+    with HubStandIn({"deepseek-ai/Janus-1.3B": repo}) as hub:
+        result = run_cli("download", "janus-1.3b", HF_ENDPOINT=hub.endpoint, **env)
+    assert result.returncode == 0, result.stderr
+    converted = list((tmp_path / "unirl" / "converted" / "janus-1.3b").glob("*/config.json"))
+    assert len(converted) == 1 and json.loads(converted[0].read_text())["model_type"] == "janus"
+    result = run_cli("generate", "a red circle", "--model", "janus-1.3b", "-n", "1", "--out", str(tmp_path / "img"),
+                     HF_HUB_OFFLINE="1", **env)
+    assert result.returncode == 0, result.stderr
