@@ -76,6 +76,21 @@ def t2i_text_block(text_ids: list[int], vocab: ShowoVocab, max_text_length: int)
     return [vocab.pad_id] * (slots - len(block)) + block
 
 
+def t2i_text_blocks(text_ids: list[list[int]], vocab: ShowoVocab, max_text_length: int,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """The text blocks of a batch: (batch, max_text_length + 1) int64."""
+    blocks = [t2i_text_block(list(ids), vocab, max_text_length) for ids in text_ids]
+    return torch.tensor(blocks, dtype=torch.long, device=device)
+
+
+def t2i_with_image(text_blocks: torch.Tensor, image_ids: torch.Tensor, vocab: ShowoVocab) -> torch.Tensor:
+    """t2i input ids (batch, text slots + 2 + N): text block, `<|soi|>`, image ids, `<|eoi|>`."""
+    batch = image_ids.shape[0]
+    soi = torch.full((batch, 1), vocab.soi_id, dtype=torch.long, device=image_ids.device)
+    eoi = torch.full((batch, 1), vocab.eoi_id, dtype=torch.long, device=image_ids.device)
+    return torch.cat([text_blocks, soi, image_ids, eoi], dim=1)
+
+
 def t2i_sequences(text_ids: list[list[int]], image_ids: torch.Tensor, vocab: ShowoVocab,
                   max_text_length: int) -> torch.Tensor:
     """t2i input ids (batch, max_text_length + 3 + N): text block, `<|soi|>`, image ids, `<|eoi|>`.
@@ -83,17 +98,8 @@ def t2i_sequences(text_ids: list[list[int]], image_ids: torch.Tensor, vocab: Sho
     `image_ids` are joint-vocabulary ids (codes + offset, or `mask_id`), shape (batch, N). An empty
     prompt gives the unconditional block `[pad...] <|t2i|> <|sot|> <|eot|>` used for guidance.
     """
-    text = torch.tensor([t2i_text_block(list(ids), vocab, max_text_length) for ids in text_ids],
-                        dtype=torch.long, device=image_ids.device)
-    batch = image_ids.shape[0]
-    soi = torch.full((batch, 1), vocab.soi_id, dtype=torch.long, device=image_ids.device)
-    eoi = torch.full((batch, 1), vocab.eoi_id, dtype=torch.long, device=image_ids.device)
-    return torch.cat([text, soi, image_ids, eoi], dim=1)
-
-
-def mmu_prefix(num_image_tokens: int, vocab: ShowoVocab) -> tuple[list[int], list[int]]:
-    """The ids around the image in an mmu sequence: (`<|mmu|> <|soi|>`, `<|eoi|> <|sot|>`)."""
-    return [vocab.mmu_id, vocab.soi_id], [vocab.eoi_id, vocab.text_start_id]
+    text = t2i_text_blocks(text_ids, vocab, max_text_length, image_ids.device)
+    return t2i_with_image(text, image_ids, vocab)
 
 
 def question_prompt(question: str) -> str:
