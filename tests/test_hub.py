@@ -89,11 +89,13 @@ def test_download_then_generate_by_name_through_the_hub_path(tiny_janus_dir, tmp
     repo = tmp_path / "repo"
     shutil.copytree(tiny_janus_dir, repo)
     (repo / "README.md").write_text("model card")  # not needed by unirl: must not be fetched
+    (repo / "pytorch_model.bin").write_bytes(b"same weights again")  # safetensors present: must not be fetched
     env = {"HF_HOME": str(tmp_path / "hf")}
     with HubStandIn({"deepseek-community/Janus-Pro-1B": repo}) as hub:
         result = run_cli("download", "janus-pro-1b", HF_ENDPOINT=hub.endpoint, **env)
         assert result.returncode == 0, result.stderr
-        assert "model.safetensors" in hub.requested_files and "README.md" not in hub.requested_files
+        assert "model.safetensors" in hub.requested_files
+        assert "README.md" not in hub.requested_files and "pytorch_model.bin" not in hub.requested_files
     # Offline now: the cached snapshot is found by name.
     result = run_cli("generate", "a red circle", "--model", "janus-pro-1b", "-n", "1", "--out",
                      str(tmp_path / "img"), HF_HUB_OFFLINE="1", **env)

@@ -61,15 +61,39 @@ def fetch_repo(repo_id: str, revision: str | None = None, local_dir: str | None 
     """Download (or find in the cache when `local_only`) the files of `repo_id`; return the snapshot folder."""
     from huggingface_hub import snapshot_download
 
+    if local_only:
+        return _find_cached(repo_id, revision, local_dir, allow_patterns)
     try:
-        path = snapshot_download(repo_id, revision=revision, local_dir=local_dir,
-                                 allow_patterns=list(allow_patterns), local_files_only=local_only)
+        allow_patterns = skip_duplicate_weights(repo_id, revision, allow_patterns)
+        path = snapshot_download(repo_id, revision=revision, local_dir=local_dir, allow_patterns=list(allow_patterns))
     except Exception as err:  # noqa: BLE001 - every hub failure becomes one actionable line
-        if local_only:
-            raise UnirlError(f"{repo_id} is not downloaded yet; run `unirl download {repo_id}` "
-                             f"(or pass a local folder)") from err
         raise explain_hub_error(err, repo_id) from err
     return Path(path)
+
+
+def _find_cached(repo_id: str, revision: str | None, local_dir: str | None, allow_patterns: tuple[str, ...]) -> Path:
+    # The cache checks completeness against the patterns, and a download may have skipped `*.bin`
+    # (see skip_duplicate_weights): accept either complete form.
+    from huggingface_hub import snapshot_download
+
+    without_bin = tuple(p for p in allow_patterns if ".bin" not in p)
+    for patterns in dict.fromkeys((allow_patterns, without_bin)):
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, local_dir=local_dir,
+                                          allow_patterns=list(patterns), local_files_only=True))
+        except Exception:  # noqa: BLE001 - not (completely) cached under these patterns
+            continue
+    raise UnirlError(f"{repo_id} is not downloaded yet; run `unirl download {repo_id}` (or pass a local folder)")
+
+
+def skip_duplicate_weights(repo_id: str, revision: str | None, allow_patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop the `*.bin` patterns when the repo's top folder also has safetensors weights (many ship both)."""
+    from huggingface_hub import list_repo_files
+
+    files = list_repo_files(repo_id, revision=revision)
+    if any(name.endswith(".safetensors") and "/" not in name for name in files):
+        return tuple(p for p in allow_patterns if ".bin" not in p)
+    return allow_patterns
 
 
 def converted_dir(spec: ModelSpec, snapshot: Path) -> Path:
@@ -81,8 +105,8 @@ def prepare_spec(spec: ModelSpec, revision: str | None = None, local_dir: str | 
                  local_only: bool = False) -> Path:
     """Download a registry model with its extra repos; convert it if needed; return the loadable folder."""
     snapshot = fetch_repo(spec.repo_id, revision, local_dir, spec.allow_patterns, local_only)
-    for extra in spec.extra_repos:
-        fetch_repo(extra, None, None, WEIGHT_PATTERNS, local_only)
+    for extra_repo, patterns in spec.extra_repos:
+        fetch_repo(extra_repo, None, None, patterns, local_only)
     if spec.source_format != "deepseek":
         return snapshot
     target = converted_dir(spec, snapshot)

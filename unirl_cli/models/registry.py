@@ -13,8 +13,9 @@ from pathlib import Path
 
 from unirl_cli.errors import UnirlError
 
+CONFIG_PATTERNS = ("*.json", "*.txt", "*.model")
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json", "*.json",
-                   "*.model", "*.txt", "*.jinja", "*.py.disabled")
+                   "*.model", "*.txt", "*.jinja")
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,15 @@ class ModelSpec:
     description: str
     params: str
     download_gb: float
-    # Other repos this model needs at load time (Show-o: its MAGVIT-v2 tokenizer and Phi-1.5 tokenizer).
-    extra_repos: tuple[str, ...] = ()
+    # Other repos this model needs at load time, with the files it takes from each
+    # (Show-o: the MAGVIT-v2 weights, and only the config and tokenizer of Phi-1.5).
+    extra_repos: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # "transformers" loads as is; "deepseek" is DeepSeek's original layout, converted after download.
     source_format: str = "transformers"
     allow_patterns: tuple[str, ...] = WEIGHT_PATTERNS
 
+
+SHOWO_EXTRAS = (("showlab/magvitv2", WEIGHT_PATTERNS), ("microsoft/phi-1_5", CONFIG_PATTERNS))
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ModelSpec("janus-pro-1b", "janus", "deepseek-community/Janus-Pro-1B",
@@ -43,13 +47,13 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
               "Janus 1.3B, the model UniRL trained (DeepSeek format, converted on download)", "2.1B", 4.2,
               source_format="deepseek"),
     ModelSpec("showo-256", "showo", "showlab/show-o",
-              "Show-o 256 px, 256 MAGVIT-v2 tokens", "1.3B", 5.6, extra_repos=("showlab/magvitv2", "microsoft/phi-1_5")),
+              "Show-o 256 px, 256 MAGVIT-v2 tokens", "1.3B", 5.6, extra_repos=SHOWO_EXTRAS),
     ModelSpec("showo-512", "showo", "showlab/show-o-512x512",
               "Show-o 512 px, 1024 MAGVIT-v2 tokens (UniRL's base model)", "1.3B", 5.6,
-              extra_repos=("showlab/magvitv2", "microsoft/phi-1_5")),
+              extra_repos=SHOWO_EXTRAS),
     ModelSpec("unirl-showo", "showo", "benzweijia/UniRL",
               "UniRL's published GRPO checkpoint of Show-o 512 (GenEval 0.77)", "1.3B", 5.6,
-              extra_repos=("showlab/magvitv2", "microsoft/phi-1_5")),
+              extra_repos=SHOWO_EXTRAS),
     ModelSpec("magvitv2", "showo", "showlab/magvitv2", "MAGVIT-v2 image tokenizer used by Show-o", "0.1B", 0.5),
     ModelSpec("geneval-detector", "geneval", "facebook/mask2former-swin-small-coco-instance",
               "GenEval's object detector: Mask2Former Swin-S, COCO instances", "69M", 0.3),
@@ -69,9 +73,22 @@ BACKENDS = {"janus": "unirl_cli.models.janus:JanusModel", "showo": "unirl_cli.mo
 DEFAULT_MODEL = "janus"
 
 
+# Models shipped inside the package (no download): name -> "module:function" returning their folder.
+PACKAGED_MODELS = {"mini": "unirl_cli.world.mini:packaged_mini_dir"}
+
+
+def packaged_model_dir(name: str) -> Path | None:
+    """The folder of a model shipped inside the package (`mini`), or None for any other name."""
+    target = PACKAGED_MODELS.get(name.lower())
+    if target is None:
+        return None
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)()
+
+
 def known_names() -> list[str]:
     """Every name `--model` and `unirl download` accept, aliases first."""
-    return sorted(ALIASES) + sorted(MODELS) + sorted(BUNDLES)
+    return sorted(ALIASES) + sorted(MODELS) + sorted(BUNDLES) + sorted(PACKAGED_MODELS)
 
 
 def lookup_spec(name: str) -> ModelSpec | None:
