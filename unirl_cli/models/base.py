@@ -85,6 +85,8 @@ class UnifiedModel(torch.nn.Module):
     family: ClassVar[str] = ""
     # Whether sampling is autoregressive over tokens ("ar") or MaskGIT-style over steps ("masked").
     generation_kind: ClassVar[str] = "ar"
+    # The guidance scale that turns CFG off, i.e. scores the conditional branch alone (Janus 1.0, Show-o 0.0).
+    no_guidance_scale: ClassVar[float] = 1.0
 
     hf_model: torch.nn.Module
 
