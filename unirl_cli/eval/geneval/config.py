@@ -45,7 +45,8 @@ class EvalGenevalConfig:
     """Generate GenEval's images with a model, then score them with the detector and colour classifier."""
 
     model: str = option(DEFAULT_MODEL, "registry name, hub id or local folder of the model to evaluate")
-    out_dir: str = option("outputs/geneval", "run folder: <index:05d>/ image folders, results.jsonl, summary.json, chart")
+    out_dir: Optional[str] = option(None, "run folder: <index:05d>/ image folders, results.jsonl, summary.json, chart "
+                                    "(default: the --images folder, else outputs/geneval/<model>)")
     images_dir: Optional[str] = option(None, "score this existing image folder instead of generating (GenEval layout)")
     suite: str = option("geneval", "prompt suite and its detector ('geneval')")
     images_per_prompt: int = option(4, "images generated per prompt (GenEval: 4, generation/diffusers_generate.py)")
