@@ -30,3 +30,20 @@ def check_positive(name: str, value: float | int | None, allow_zero: bool = Fals
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise UnirlError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+
+
+def print_config(config_class: type, resolved, title: str) -> None:
+    """`--show-config`: every key with type, default and help, then the resolved values as YAML."""
+    import yaml
+    from rich.table import Table
+
+    from unirl_cli.config import config_to_dict, describe_config
+
+    table = Table(title=f"{title} (override as key=value)")
+    for column in ("key", "type", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for row in describe_config(config_class):
+        table.add_row(*row)
+    stdout.print(table)
+    stdout.print("[bold]resolved config[/]")
+    stdout.print(yaml.safe_dump(config_to_dict(resolved), sort_keys=False), highlight=False)

@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, console, stdout
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, console, print_config, stdout
 
 eval_app = typer.Typer(help="Evaluate models on benchmarks (GenEval).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -92,20 +92,9 @@ def _run(settings) -> None:
 
 
 def _show_config(settings) -> None:
-    import yaml
-    from rich.table import Table
-
-    from unirl_cli.config import config_to_dict, describe_config
     from unirl_cli.eval.geneval.config import EvalGenevalConfig
 
-    table = Table(title="eval geneval config keys (override as key=value)")
-    for column in ("key", "type", "default", "help"):
-        table.add_column(column, overflow="fold")
-    for row in describe_config(EvalGenevalConfig):
-        table.add_row(*row)
-    stdout.print(table)
-    stdout.print("[bold]resolved config[/]")
-    stdout.print(yaml.safe_dump(config_to_dict(settings), sort_keys=False), highlight=False)
+    print_config(EvalGenevalConfig, settings, "eval geneval config keys")
 
 
 def _print_comparison(first: Path, second: Path) -> None:

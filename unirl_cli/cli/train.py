@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import check_positive, stdout
+from unirl_cli.cli.common import check_positive, print_config, stdout
 
 train_app = typer.Typer(help="Train a unified model on its own images and answers (UniRL): GRPO or SFT.",
                         no_args_is_help=True)
@@ -43,20 +43,9 @@ def _resolve_config(method: str, model: Optional[str], steps: Optional[int], con
 
 
 def _show_config(config) -> None:
-    import yaml
-    from rich.table import Table
-
-    from unirl_cli.config import config_to_dict, describe_config
     from unirl_cli.train.config import TrainConfig
 
-    table = Table(title="training config keys (override as key=value)")
-    for column in ("key", "type", "default", "help"):
-        table.add_column(column, overflow="fold")
-    for row in describe_config(TrainConfig):
-        table.add_row(*row)
-    stdout.print(table)
-    stdout.print("[bold]resolved config[/]")
-    stdout.print(yaml.safe_dump(config_to_dict(config), sort_keys=False), highlight=False)
+    print_config(TrainConfig, config, "training config keys")
 
 
 def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides) -> None:

@@ -73,14 +73,22 @@ def _no_grad_logprobs(score, rollout: ImageRollout, guidance_scale: float | None
                           for part in chunks(len(rollout), micro_batch_size)])
 
 
-def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index: int) -> tuple[dict, RolloutBatch]:
-    """Run one GRPO step for this process's `records`; returns (metrics, the rollout batch)."""
-    config, timer = ctx.config, StepTimer()
+def step_experience(ctx: RunContext, records: list[dict], step: int, first_image_index: int, timer: StepTimer,
+                    always_answer: bool = False) -> tuple[RolloutBatch, torch.Tensor]:
+    """Sample G images per record (seeded by step and global image index), answer and reward them."""
+    config = ctx.config
     num_images = len(records) * config.group_size
     seeds = [image_seed(config.seed, step, first_image_index + i) for i in range(num_images)]
     with full_parameters(ctx.accelerator, ctx.module):
-        batch, rewards = collect_experience(ctx.policy, records, config.group_size, seeds, ctx.sampling,
-                                            ctx.reward_fn, config.answer.max_new_tokens, config.micro_batch_size, timer)
+        return collect_experience(ctx.policy, records, config.group_size, seeds, ctx.sampling, ctx.reward_fn,
+                                  config.answer.max_new_tokens, config.micro_batch_size, timer,
+                                  always_answer=always_answer)
+
+
+def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index: int) -> tuple[dict, RolloutBatch]:
+    """Run one GRPO step for this process's `records`; returns (metrics, the rollout batch)."""
+    config, timer = ctx.config, StepTimer()
+    batch, rewards = step_experience(ctx, records, step, first_image_index, timer)
     metrics = reward_metrics(ctx, batch, rewards)
     all_rewards = metrics.pop("_all_rewards")
     batch_std = all_rewards.std() if all_rewards.numel() > 1 else torch.tensor(0.0)

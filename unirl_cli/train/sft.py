@@ -16,11 +16,9 @@ import torch.nn.functional as F
 
 from unirl_cli.models.base import ImageRollout, UnifiedModel
 from unirl_cli.train.context import RunContext, accumulate_gradients, optimizer_update, summed
-from unirl_cli.train.distributed import full_parameters
-from unirl_cli.train.grpo import reward_metrics
-from unirl_cli.train.prompts import image_seed
+from unirl_cli.train.grpo import reward_metrics, step_experience
 from unirl_cli.train.rewards import RolloutBatch
-from unirl_cli.train.rollout import StepTimer, chunks, collect_experience
+from unirl_cli.train.rollout import StepTimer, chunks
 
 
 def gumbel_noise(seeds: list[int], shape: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -107,12 +105,7 @@ def filtered_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
 def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index: int) -> tuple[dict, RolloutBatch]:
     """Run one SFT update for this process's `records`; returns (metrics, the rollout batch)."""
     config, timer = ctx.config, StepTimer()
-    num_images = len(records) * config.group_size
-    seeds = [image_seed(config.seed, step, first_image_index + i) for i in range(num_images)]
-    with full_parameters(ctx.accelerator, ctx.module):
-        batch, rewards = collect_experience(ctx.policy, records, config.group_size, seeds, ctx.sampling,
-                                            ctx.reward_fn, config.answer.max_new_tokens, config.micro_batch_size,
-                                            timer, always_answer=True)
+    batch, rewards = step_experience(ctx, records, step, first_image_index, timer, always_answer=True)
     metrics = reward_metrics(ctx, batch, rewards)
     metrics.pop("_all_rewards")
     # "Correct" = the best reward the configured sources can give (1 for the matcher alone).
@@ -125,9 +118,9 @@ def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index:
     rollout = batch.rollout.to(ctx.device)
     micro_batches = [SFTMicroBatch(rollout.select(part), [r["question"] for r in batch.records[part.start:part.stop]],
                                    [r["answer"] for r in batch.records[part.start:part.stop]],
-                                   seeds[part.start:part.stop], correct[part.start:part.stop],
+                                   rollout.seeds[part.start:part.stop], correct[part.start:part.stop],
                                    und_weights[part.start:part.stop], settings)
-                     for part in chunks(num_images, config.micro_batch_size)]
+                     for part in chunks(len(rollout), config.micro_batch_size)]
     objective = end_to_end_objective if end_to_end else filtered_objective
     with timer.phase("logprob_fwd_bwd"):
         outputs = accumulate_gradients(ctx, objective, micro_batches)
