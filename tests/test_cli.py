@@ -137,3 +137,16 @@ def test_prompts_check_rejects_geneval_prompts():
     path = f"{unirl_cli.__path__[0]}/data/geneval/evaluation_metadata.jsonl"
     result = run_console_script("prompts", "check", path)
     assert result.returncode != 0 and "GenEval test prompts" in result.stderr
+
+
+def test_generate_and_understand_on_tiny_showo(tiny_showo_dir, tmp_path):
+    out = tmp_path / "showo"
+    result = run_console_script("generate", "a photo of a cat", "--model", str(tiny_showo_dir), "-n", "2",
+                                "--steps", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["model"]["family"] == "showo" and metadata["sampling"]["num_steps"] == 4
+    result = run_console_script("understand", str(out / "00000.png"), "What is the main item in this image?",
+                                "--model", str(tiny_showo_dir), "--max-new-tokens", "3")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1
