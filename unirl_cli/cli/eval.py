@@ -33,6 +33,7 @@ def geneval(
     overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides key=value, e.g. sampling.guidance_scale=5 thresholds.threshold=0.3."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to evaluate: registry name, hub id or folder (default janus)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: the --images folder, else outputs/geneval/<model>)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Benchmark suite: geneval (default) or shapes (the CPU-sized shapes world)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Score this existing folder in GenEval's layout instead of generating."),
     compare: Optional[Tuple[Path, Path]] = typer.Option(None, "--compare", help="Print two scored runs (folders, summary.json or results.jsonl) side by side."),
     understanding: Optional[bool] = typer.Option(None, "--understanding/--no-understanding", help="Also ask the model each prompt's question about its images; report the imbalance."),
@@ -54,7 +55,7 @@ def geneval(
     if compare:
         _print_comparison(*compare)
         return
-    cli_values = _cli_settings(model=model, out_dir=str(out) if out else None, images_dir=str(images) if images else None,
+    cli_values = _cli_settings(suite=suite, model=model, out_dir=str(out) if out else None, images_dir=str(images) if images else None,
                                understanding=understanding, device=device, dtype=dtype, eval_device=eval_device,
                                limit=limit, images_per_prompt=images_per_prompt, detector_path=detector_path,
                                clip_path=clip_path)

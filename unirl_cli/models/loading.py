@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from unirl_cli.errors import UnirlError
-from unirl_cli.models.registry import DEFAULT_MODEL, MODELS, backend_class, detect_family, lookup_spec, unknown_model_error
+from unirl_cli.models.registry import (DEFAULT_MODEL, MODELS, backend_class, detect_family, lookup_spec,
+                                      packaged_model_dir, unknown_model_error)
 
 
 def resolve_model_dir(name_or_path: str | None, download: bool = True) -> Path:
@@ -16,6 +17,9 @@ def resolve_model_dir(name_or_path: str | None, download: bool = True) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         return path
+    packaged = packaged_model_dir(name)
+    if packaged is not None:
+        return packaged
     if path.suffix in (".safetensors", ".bin", ".pt") or name.startswith((".", "/", "~")):
         raise UnirlError(f"model folder '{name}' does not exist; pass a folder with a saved model, or a known name")
     spec = lookup_spec(name)

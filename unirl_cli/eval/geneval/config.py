@@ -48,7 +48,7 @@ class EvalGenevalConfig:
     out_dir: Optional[str] = option(None, "run folder: <index:05d>/ image folders, results.jsonl, summary.json, chart "
                                     "(default: the --images folder, else outputs/geneval/<model>)")
     images_dir: Optional[str] = option(None, "score this existing image folder instead of generating (GenEval layout)")
-    suite: str = option("geneval", "prompt suite and its detector ('geneval')")
+    suite: str = option("geneval", "prompt suite and its detector: 'geneval' (553 prompts, Mask2Former + CLIP) or 'shapes' (the shapes world)")
     images_per_prompt: int = option(4, "images generated per prompt (GenEval: 4, generation/diffusers_generate.py)")
     seed: int = option(42, "base seed (GenEval: 42); image k of prompt i uses a seed derived from (seed, i, k)")
     batch_size: int = option(8, "images generated per forward pass (prompts are batched together)")

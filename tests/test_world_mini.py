@@ -1,0 +1,116 @@
+"""The mini model: its config, tokenizer and pretraining, and (when shipped) the trained weights."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from unirl_cli.world.mini import NUM_IMAGE_TOKENS, build_mini_tokenizer, mini_config, packaged_mini_dir
+from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+
+
+def _shipped() -> bool:
+    try:
+        packaged_mini_dir()
+    except Exception:
+        return False
+    return True
+
+
+def test_mini_config_keeps_janus_constraints():
+    tokenizer = build_mini_tokenizer()
+    config = mini_config(tokenizer)
+    vision, vq = config.vision_config, config.vq_config
+    assert vision.num_image_tokens == (vision.image_size // vision.patch_size) ** 2 == NUM_IMAGE_TOKENS == 64
+    assert vq.num_patches ** 2 == NUM_IMAGE_TOKENS
+    assert all(vq.base_channels * m % 32 == 0 for m in vq.channel_multiplier)
+    assert vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1) == 64
+
+
+def test_mini_tokenizer_keeps_world_words_whole():
+    tokenizer = build_mini_tokenizer()
+    for word in list(SHAPES) + list(COLOR_NAMES) + ["circles", "crosses", "three", "above"]:
+        assert len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1, word
+    assert tokenizer.decode(tokenizer("The ring is left of the cross")["input_ids"], skip_special_tokens=True) \
+        == "The ring is left of the cross"
+
+
+def test_vq_training_learns_patch_codes():
+    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.world.vq_train import code_accuracy, train_vq
+
+    model, _ = build_untrained_mini(seed=0)
+    vqmodel = model.model.vqmodel
+    before = code_accuracy(vqmodel, random.Random(1))
+    result = train_vq(vqmodel, max_steps=60, max_seconds=60, batch_size=16, encoder_share=1.0, log=lambda _: None)
+    assert result.steps == 60
+    assert result.code_accuracy > max(0.5, before + 0.3)
+
+
+def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
+
+    settings = PretrainSettings(minutes=0.15, num_scenes=24, batch_size=4, max_vq_steps=3, max_lm_steps=3)
+    report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
+    assert report.vq_steps == 3 and report.lm_steps == 3
+    assert (tmp_path / "mini" / "pretrain_report.json").is_file()
+    model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
+    assert model.num_image_tokens == 64 and model.image_size == 64
+    rollout = model.generate_images(["a photo of a red circle"], seeds=[0])
+    assert rollout.image_tokens.shape == (1, 64)
+    assert model.decode_images(rollout.image_tokens)[0].size == (64, 64)
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
+@pytest.mark.xfail(strict=True, reason="the shipped mini's understanding is still at chance (docs/shapes.md); "
+                   "this must start passing once pretraining teaches the vision path")
+def test_shipped_mini_loads_by_name_and_answers_rendered_scenes_above_chance():
+    from unirl_cli.data.matching import match_answer
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.prompts import eval_prompts
+    from unirl_cli.world.render import render_scene
+
+    model = load_model("mini", device="cpu", dtype="float32")
+    records = [r for r in eval_prompts() if r["tag"] in ("single_object", "colors", "counting")]
+    images = [render_scene(r, seed=i)[0] for i, r in enumerate(records)]
+    answers = model.answer_questions(images, [r["question"] for r in records], max_new_tokens=12)
+    accuracy = {}
+    for tag in ("single_object", "colors", "counting"):
+        scores = [match_answer(r["tag"], r, a) for r, a in zip(records, answers) if r["tag"] == tag]
+        accuracy[tag] = sum(scores) / len(scores)
+    # Chance: 1/6 shapes, 1/10 colours, 1/3 counts x 1/6 shapes.
+    assert accuracy["single_object"] > 0.5 and accuracy["colors"] > 0.3 and accuracy["counting"] > 0.2, accuracy
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
+def test_shipped_mini_generates_detectable_shapes():
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.detector import detect_objects
+
+    model = load_model("mini", device="cpu", dtype="float32")
+    torch.manual_seed(0)
+    rollout = model.generate_images(["a photo of a red circle"] * 4, seeds=[0, 1, 2, 3])
+    found = [d for image in model.decode_images(rollout.image_tokens) for d in detect_objects(image) if d.score > 0.3]
+    assert found, "the mini model drew no detectable object"
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
+def test_detector_reads_the_shipped_vq_reconstructions():
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.detector import detect_objects
+    from unirl_cli.world.render import draw_scene, random_scene
+
+    model = load_model("mini", device="cpu", dtype="float32")
+    rng = random.Random(0)
+    scenes = [random_scene(rng, max_objects=6) for _ in range(24)]
+    reconstructions = model.decode_images(model.encode_images([draw_scene(s) for s in scenes]))
+    right = total = 0
+    for objects, image in zip(scenes, reconstructions):
+        found = sorted((d.class_name, d.color) for d in detect_objects(image) if d.score > 0.9)
+        wanted = sorted((o.class_name, o.color) for o in objects)
+        right += sum(min(found.count(w), wanted.count(w)) for w in set(wanted))
+        total += max(len(found), len(wanted))
+    assert right / total >= 0.99

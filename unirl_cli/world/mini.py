@@ -1,0 +1,121 @@
+"""The `mini` model: a small Janus (real `JanusForConditionalGeneration` config) sized for the shapes world.
+
+64 px images, an 8x-downsampling VQ tokenizer with 8 px patches (8 x 8 = 64 image tokens, one token per
+quarter of a grid cell), a 4-layer Llama of width 128, a 2-layer SigLIP-style encoder with 8 px patches,
+and a byte-level BPE tokenizer trained on the world's own sentences so every word is one token.
+The trained weights ship in `unirl_cli/assets/mini/`; `unirl world pretrain` rebuilds them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from unirl_cli.errors import UnirlError
+from unirl_cli.world.spec import COLOR_NAMES, IMAGE_SIZE, SHAPES
+
+PATCH_SIZE = 8
+NUM_IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
+CODEBOOK_SIZE = 512
+HIDDEN_SIZE = 128
+NUM_LAYERS = 4
+TOKENIZER_VOCAB = 512
+
+
+def packaged_mini_dir() -> Path:
+    """The folder of the shipped `mini` weights inside the installed package (UnirlError if absent)."""
+    folder = Path(str(resources.files("unirl_cli").joinpath("assets", "mini")))
+    if not (folder / "model.safetensors").is_file():
+        raise UnirlError(f"the packaged mini model is missing from {folder}; rebuild it with "
+                         f"`unirl world pretrain --out {folder}` or reinstall unirl")
+    return folder
+
+
+def _tokenizer_corpus() -> list[str]:
+    """Every sentence the world's prompts, questions and answers are made of, plus the chat markers."""
+    from unirl_cli.data.qa import QUESTIONS
+    from unirl_cli.data.vocab import NUMBER_WORDS, RELATIONS, english_plural
+
+    words = list(SHAPES) + [english_plural(s) for s in SHAPES] + list(COLOR_NAMES) + list(NUMBER_WORDS[:5])
+    words += [w for r in RELATIONS for w in r.split()] + "a an the of and is are there photo The There".split()
+    sentences = list(QUESTIONS.values()) + ["<|User|>: ", "\n\n<|Assistant|>:", "<|Assistant|>: "]
+    sentences += [f"a photo of a {c} {s}" for c in COLOR_NAMES for s in SHAPES]
+    sentences += [f"The {s} is {r} the {t}" for s in SHAPES for t in SHAPES for r in RELATIONS]
+    sentences += [f"a photo of {n} {english_plural(s)}" for n in NUMBER_WORDS[2:5] for s in SHAPES]
+    markers = ["<|User|>:", "<|Assistant|>:", "\n\n<|Assistant|>:"] * 20
+    return (words + [" " + w for w in words] + sentences + markers) * 3 + ["0123456789 .,;:!?'\"()-+*/=%&#@"]
+
+
+def build_mini_tokenizer():
+    """A byte-level BPE tokenizer over the world's sentences, with Janus's special tokens at ids 0..5."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from unirl_cli.models.janus_tiny import (BOI_TOKEN, BOS_TOKEN, EOI_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN,
+                                             SPECIAL_TOKENS)
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=TOKENIZER_VOCAB, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B", special_tokens=[(BOS_TOKEN, 0)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN,
+        extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI_TOKEN, "eoi_token": EOI_TOKEN},
+        padding_side="left", model_max_length=1024)
+
+
+def build_mini_processor(tokenizer):
+    """JanusProcessor for 64 px images, 64 image tokens, pixels in [-1, 1] (Janus-Pro's normalisation)."""
+    from transformers import JanusProcessor
+    from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
+
+    from unirl_cli.models.janus_tiny import CHAT_TEMPLATE
+
+    image_processor = JanusImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+                                             image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
+                          use_default_system_prompt=False, num_image_tokens=NUM_IMAGE_TOKENS)
+
+
+def mini_config(tokenizer):
+    """The JanusConfig of `mini`: num_image_tokens == (image_size // patch_size) ** 2 == 64; VQ x8."""
+    from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
+
+    from unirl_cli.models.janus_tiny import IMAGE_TOKEN
+
+    text_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=HIDDEN_SIZE, intermediate_size=3 * HIDDEN_SIZE,
+        num_hidden_layers=NUM_LAYERS, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    vision_config = JanusVisionConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2.0, image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE, projection_dim=HIDDEN_SIZE, depth=2, num_image_tokens=NUM_IMAGE_TOKENS)
+    # GroupNorm(32, .) needs channel counts divisible by 32; four levels give the x8 downsampling.
+    vq_config = JanusVQVAEConfig(
+        embed_dim=8, num_embeddings=CODEBOOK_SIZE, latent_channels=32, base_channels=32,
+        channel_multiplier=[1, 1, 2, 2], num_res_blocks=1, projection_dim=HIDDEN_SIZE,
+        image_token_embed_dim=HIDDEN_SIZE, num_hidden_layers=2)
+    config = JanusConfig(text_config=text_config, vision_config=vision_config, vq_config=vq_config,
+                         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    if config.vq_config.num_patches ** 2 != NUM_IMAGE_TOKENS:
+        raise UnirlError(f"mini config: VQ grid {config.vq_config.num_patches}^2 != {NUM_IMAGE_TOKENS} image tokens")
+    return config
+
+
+def build_untrained_mini(seed: int = 0):
+    """(JanusForConditionalGeneration with random weights, processor) of the mini architecture."""
+    import torch
+    from transformers import JanusForConditionalGeneration
+
+    from unirl_cli.models.janus_tiny import set_janus_generation_config
+
+    tokenizer = build_mini_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = JanusForConditionalGeneration(mini_config(tokenizer))
+    set_janus_generation_config(model, tokenizer)
+    return model, build_mini_processor(tokenizer)

@@ -1,0 +1,178 @@
+"""`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, then the LM).
+
+The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
+exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
+the generation head on the VQ codes of a correct render (10% of prompts dropped to the unconditional prompt,
+which classifier-free guidance needs); understanding is the answer likelihood (`answer_logprobs`) of the
+prompt's question about its render or about the VQ reconstruction of it (what the model sees of its own images).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from unirl_cli.world.prompts import train_prompts
+from unirl_cli.world.render import render_scene
+from unirl_cli.world.spec import SHAPES
+from unirl_cli.world.vq_train import train_vq
+
+UNCONDITIONAL_SHARE = 0.1
+
+
+@dataclass
+class PretrainSettings:
+    """Budget and optimiser of one pretraining run (defaults: the shipped `mini`)."""
+
+    seed: int = 0
+    minutes: float = 30.0
+    vq_share: float = 0.35  # of the time budget
+    num_scenes: int = 3000
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    max_lm_steps: int = 100_000
+    max_vq_steps: int = 100_000
+
+
+@dataclass
+class PretrainReport:
+    """What a pretraining run did, written next to the weights as `pretrain_report.json`."""
+
+    settings: dict
+    vq_steps: int = 0
+    vq_seconds: float = 0.0
+    vq_code_accuracy: float = 0.0
+    lm_steps: int = 0
+    lm_seconds: float = 0.0
+    image_loss: float = float("nan")
+    answer_loss: float = float("nan")
+    history: list = field(default_factory=list)
+
+
+def understanding_records() -> list[dict]:
+    """Question records understanding trains on: the training prompts plus one single-object record per
+    shape (single-object prompts all belong to the evaluation set; asking what one shape is stays allowed)."""
+    from unirl_cli.data.qa import with_question_answer
+
+    singles = [with_question_answer({"tag": "single_object", "include": [{"class": shape, "count": 1}],
+                                     "prompt": f"a photo of a {shape}"}) for shape in SHAPES]
+    return list(train_prompts()) + singles
+
+
+@dataclass
+class Scene:
+    """One training example: its record, render and VQ codes."""
+
+    record: dict
+    image: object
+    codes: torch.Tensor
+
+
+def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> list[Scene]:
+    """`count` renders of records drawn tag-balanced, with their VQ codes from the model's own tokenizer."""
+    by_tag: dict[str, list[dict]] = {}
+    for record in records:
+        by_tag.setdefault(record["tag"], []).append(record)
+    tags = sorted(by_tag)
+    chosen = [rng.choice(by_tag[rng.choice(tags)]) for _ in range(count)]
+    images = [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen]
+    codes = torch.cat([model.encode_images(images[i:i + 64]) for i in range(0, count, 64)])
+    return [Scene(record, image, code) for record, image, code in zip(chosen, images, codes)]
+
+
+def image_token_loss(model, prompts: list[str], codes: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """Mean cross-entropy of the generation head on `codes`; some prompts become the CFG unconditional prompt."""
+    from unirl_cli.models import janus_sampling
+    from unirl_cli.models.janus import generation_prompt
+
+    tokenizer, generation_config = model.tokenizer, model.hf_model.generation_config
+    encoded = tokenizer([generation_prompt(p) for p in prompts], padding=True, padding_side="left", return_tensors="pt")
+    input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
+    unconditional = janus_sampling.unconditional_prompt_ids(
+        input_ids, generation_config.bos_token_id, generation_config.generation_kwargs["boi_token_id"],
+        generation_config.pad_token_id)
+    drop = torch.tensor([rng.random() < UNCONDITIONAL_SHARE for _ in prompts])[:, None]
+    input_ids = torch.where(drop, unconditional, input_ids)
+    logits = janus_sampling.teacher_forced_head_logits(model.hf_model, input_ids, attention_mask, codes)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1))
+
+
+def answer_loss(model, scenes: list[Scene], use_codes: bool) -> torch.Tensor:
+    """Mean per-token negative log-likelihood of each scene's answer to its question."""
+    images = torch.stack([s.codes for s in scenes]) if use_codes else [s.image for s in scenes]
+    scores = model.answer_logprobs(images, [s.record["question"] for s in scenes],
+                                   [s.record["answer"] for s in scenes])
+    return -(scores.token_logprobs.sum() / scores.token_mask.sum())
+
+
+def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene], settings: PretrainSettings,
+                         max_seconds: float, report: PretrainReport, log: Callable[[str], None]) -> None:
+    """Train everything but the VQ model on both tasks until the time or step budget is spent."""
+    rng = random.Random(settings.seed + 1)
+    model.freeze_for_training(train_understanding=True)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    start, step, recent = time.time(), 0, []
+    while step < settings.max_lm_steps and time.time() - start < max_seconds:
+        progress = (time.time() - start) / max_seconds
+        warmup = min(1.0, (step + 1) / 50)
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate * warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        t2i_batch = rng.sample(t2i_scenes, settings.batch_size)
+        qa_batch = rng.sample(qa_scenes, settings.batch_size)
+        image_loss = image_token_loss(model, [s.record["prompt"] for s in t2i_batch],
+                                      torch.stack([s.codes for s in t2i_batch]), rng)
+        text_loss = answer_loss(model, qa_batch, use_codes=step % 2 == 1)
+        optimizer.zero_grad(set_to_none=True)
+        (image_loss + text_loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        recent.append((float(image_loss.detach()), float(text_loss.detach())))
+        if step % 50 == 0:
+            image_mean = sum(r[0] for r in recent) / len(recent)
+            text_mean = sum(r[1] for r in recent) / len(recent)
+            recent = []
+            report.history.append({"step": step, "seconds": round(time.time() - start, 1),
+                                   "image_loss": round(image_mean, 4), "answer_loss": round(text_mean, 4)})
+            report.image_loss, report.answer_loss = image_mean, text_mean
+            log(f"lm step {step} ({time.time() - start:.0f}s): image-token loss {image_mean:.3f}, answer loss {text_mean:.3f}")
+    model.eval()
+    report.lm_steps, report.lm_seconds = step, time.time() - start
+
+
+def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
+                  log: Callable[[str], None] = print) -> PretrainReport:
+    """Build the mini Janus, train its VQ tokenizer then its LM within `settings.minutes`, save to `out_dir`."""
+    from unirl_cli.models.janus import JanusModel
+    from unirl_cli.world.mini import build_untrained_mini
+
+    settings = settings or PretrainSettings()
+    report = PretrainReport(settings=asdict(settings))
+    total_seconds = settings.minutes * 60
+    torch.manual_seed(settings.seed)
+    hf_model, processor = build_untrained_mini(settings.seed)
+    vq_result = train_vq(hf_model.model.vqmodel, settings.max_vq_steps, settings.vq_share * total_seconds,
+                         seed=settings.seed, log=log)
+    report.vq_steps, report.vq_seconds, report.vq_code_accuracy = vq_result.steps, vq_result.seconds, vq_result.code_accuracy
+    log(f"vq tokenizer: {vq_result.steps} steps in {vq_result.seconds:.0f}s, codes right {vq_result.code_accuracy:.4f}")
+    model = JanusModel(hf_model.eval(), processor)
+    rng = random.Random(settings.seed)
+    data_start = time.time()
+    t2i_scenes = build_scenes(model, list(train_prompts()), settings.num_scenes, rng)
+    qa_scenes = build_scenes(model, understanding_records(), settings.num_scenes, rng)
+    log(f"rendered and tokenised {2 * settings.num_scenes} scenes in {time.time() - data_start:.0f}s")
+    remaining = total_seconds - vq_result.seconds - (time.time() - data_start)
+    train_language_model(model, t2i_scenes, qa_scenes, settings, max(remaining, 1.0), report, log)
+    model.save(str(out_dir))
+    (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    return report
