@@ -57,8 +57,9 @@ def _training_corpus() -> list[str]:
     return (words + plurals + [" " + w for w in words + plurals]) * 2 + ["0123456789 .,;:!?'\"()-+*/=%&#@"]
 
 
-def build_tiny_tokenizer(vocab_size: int = 1536):
-    """A byte-level BPE tokenizer trained in memory with Janus's special tokens at ids 0..5; adds BOS."""
+def build_tiny_tokenizer(vocab_size: int = 1536, corpus=None, model_max_length: int = 16384):
+    """A byte-level BPE tokenizer trained in memory (on `corpus`, default everyday English) with Janus's
+    special tokens at ids 0..5; adds BOS."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -67,13 +68,13 @@ def build_tiny_tokenizer(vocab_size: int = 1536):
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(_training_corpus(), trainer=trainer)
+    backend.train_from_iterator(_training_corpus() if corpus is None else corpus, trainer=trainer)
     backend.post_processor = processors.TemplateProcessing(
         single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B", special_tokens=[(BOS_TOKEN, 0)])
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN,
         extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI_TOKEN, "eoi_token": EOI_TOKEN},
-        padding_side="left", model_max_length=16384)
+        padding_side="left", model_max_length=model_max_length)
 
 
 def build_janus_processor(tokenizer, image_size: int):

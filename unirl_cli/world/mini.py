@@ -48,24 +48,9 @@ def _tokenizer_corpus() -> list[str]:
 
 def build_mini_tokenizer():
     """A byte-level BPE tokenizer over the world's sentences, with Janus's special tokens at ids 0..5."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from unirl_cli.models.janus_tiny import build_tiny_tokenizer
 
-    from unirl_cli.models.janus_tiny import (BOI_TOKEN, BOS_TOKEN, EOI_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN,
-                                             SPECIAL_TOKENS)
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TOKENIZER_VOCAB, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B", special_tokens=[(BOS_TOKEN, 0)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN,
-        extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI_TOKEN, "eoi_token": EOI_TOKEN},
-        padding_side="left", model_max_length=1024)
+    return build_tiny_tokenizer(TOKENIZER_VOCAB, corpus=_tokenizer_corpus(), model_max_length=1024)
 
 
 def build_mini_processor(tokenizer):
