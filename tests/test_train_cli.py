@@ -85,7 +85,10 @@ def test_model_without_generation_head_and_resume_without_checkpoint(tmp_path):
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("recipe", sorted((CONFIGS / "train").glob("*.yaml")), ids=lambda p: p.stem)
+PAPER_RECIPES = sorted(p for p in (CONFIGS / "train").glob("*.yaml") if not p.stem.startswith("mini"))
+
+
+@pytest.mark.parametrize("recipe", PAPER_RECIPES, ids=lambda p: p.stem)
 def test_recipes_load_with_the_papers_settings(recipe):
     from unirl_cli.config import load_config
     from unirl_cli.train.config import TrainConfig
@@ -96,6 +99,16 @@ def test_recipes_load_with_the_papers_settings(recipe):
     assert config.group_size == (3 if recipe.stem.startswith("showo") else 8)
     if config.method == "grpo":
         assert config.grpo.beta == 0.2
+
+
+@pytest.mark.parametrize("recipe", sorted((CONFIGS / "train").glob("mini-*.yaml")), ids=lambda p: p.stem)
+def test_mini_recipes_load_for_the_shapes_world(recipe):
+    from unirl_cli.config import load_config
+    from unirl_cli.train.config import TrainConfig
+
+    config = load_config(TrainConfig, recipe)
+    assert config.model == "mini" and config.method == recipe.stem.rsplit("-", 1)[1]
+    assert config.group_size >= 2
 
 
 def test_accelerate_configs_name_their_backend():
