@@ -9,35 +9,20 @@ extra detection counts as one wrong object. Prints one table row per perturbatio
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import time
 
-import numpy as np
-from PIL import Image, ImageFilter
 
 from unirl_cli.eval.geneval.scoring import relative_position
 from unirl_cli.world.detector import detect_objects
+from unirl_cli.world.perturb import blur, jpeg, noise
 from unirl_cli.world.render import draw_scene, random_scene
 
 
 def perturbations(model=None) -> dict:
-    def noise(sigma):
-        def apply(image, rng):
-            noisy = np.asarray(image, float) + np.random.default_rng(rng.randrange(1 << 30)).normal(0, sigma, (64, 64, 3))
-            return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-        return apply
-
-    def jpeg(quality):
-        def apply(image, rng):
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=quality)
-            return Image.open(buffer).convert("RGB")
-        return apply
-
     table = {"clean": lambda image, rng: image}
     for radius in (0.7, 1.0, 1.5):
-        table[f"gaussian blur r={radius}"] = (lambda r: lambda image, rng: image.filter(ImageFilter.GaussianBlur(r)))(radius)
+        table[f"gaussian blur r={radius}"] = blur(radius)
     for sigma in (10, 20, 30):
         table[f"gaussian noise sd={sigma}"] = noise(sigma)
     for quality in (75, 50, 25):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import random
 
-import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from unirl_cli.errors import UnirlError
 from unirl_cli.eval.geneval.config import GenevalThresholds
 from unirl_cli.eval.geneval.detections import Detection, keep_confident
 from unirl_cli.eval.geneval.scoring import relative_position, score_image
 from unirl_cli.world.detector import detect_objects
+from unirl_cli.world.perturb import blur, jpeg, noise
 from unirl_cli.world.prompts import (EVAL_PROMPTS_PER_TAG, build_eval_prompts, eval_prompts, reworded_prompts,
                                      scene_key, train_prompts)
 from unirl_cli.world.render import SceneObject, draw_scene, layout_scene, random_scene, render_scene
@@ -42,25 +41,6 @@ def _object_accuracy(perturb, num_scenes: int = 120, seed: int = 0) -> float:
             right += len(here) == 1 and (here[0].class_name, here[0].color) == (obj.class_name, obj.color)
         total += max(0, len(found) - len(objects))  # a spurious detection counts as a wrong object
     return right / total
-
-
-def _blur(radius):
-    return lambda image, rng: image.filter(ImageFilter.GaussianBlur(radius))
-
-
-def _noise(sigma):
-    def perturb(image, rng):
-        noisy = np.asarray(image, float) + np.random.default_rng(rng.randrange(1 << 30)).normal(0, sigma, (64, 64, 3))
-        return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-    return perturb
-
-
-def _jpeg(quality):
-    def perturb(image, rng):
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=quality)
-        return Image.open(buffer).convert("RGB")
-    return perturb
 
 
 def test_every_eval_prompt_renders_a_scene_geneval_scores_correct_from_truth_and_from_the_detector():
@@ -121,8 +101,8 @@ def test_palette_is_distinct_from_background_and_every_shape_colour_pair_is_dete
 
 
 @pytest.mark.parametrize("name,perturb", [
-    ("clean", lambda image, rng: image), ("blur 0.7", _blur(0.7)), ("blur 1.0", _blur(1.0)),
-    ("noise 10", _noise(10)), ("noise 20", _noise(20)), ("jpeg 75", _jpeg(75)), ("jpeg 50", _jpeg(50))])
+    ("clean", lambda image, rng: image), ("blur 0.7", blur(0.7)), ("blur 1.0", blur(1.0)),
+    ("noise 10", noise(10)), ("noise 20", noise(20)), ("jpeg 75", jpeg(75)), ("jpeg 50", jpeg(50))])
 def test_detector_gets_at_least_99_percent_of_objects_right(name, perturb):
     assert _object_accuracy(perturb) >= 0.99, name
 
