@@ -24,23 +24,27 @@ def resolve_model_dir(name_or_path: str | None, download: bool = True) -> Path:
         raise UnirlError(f"model folder '{name}' does not exist; pass a folder with a saved model, or a known name")
     spec = lookup_spec(name)
     if spec is not None:
-        if spec.family not in ("janus", "showo") or spec.name == "magvitv2":
+        if not _generates_images(spec):
             raise UnirlError(f"'{spec.name}' is not a generation model; pick one of "
-                             f"{', '.join(n for n, s in MODELS.items() if s.family in ('janus', 'showo') and n != 'magvitv2')}")
-        try:
-            return hub.prepare_spec(spec, local_only=True)
-        except UnirlError:
-            if not download:
-                raise
-        return hub.prepare_spec(spec)
+                             f"{', '.join(n for n, s in MODELS.items() if _generates_images(s))}")
+        return _cached_or_downloaded(lambda local_only: hub.prepare_spec(spec, local_only=local_only), download)
     if name.count("/") == 1:
-        try:
-            return hub.fetch_repo(name, local_only=True)
-        except UnirlError:
-            if not download:
-                raise
-        return hub.fetch_repo(name)
+        return _cached_or_downloaded(lambda local_only: hub.fetch_repo(name, local_only=local_only), download)
     raise unknown_model_error(name)
+
+
+def _generates_images(spec) -> bool:
+    return spec.family in ("janus", "showo") and spec.name != "magvitv2"
+
+
+def _cached_or_downloaded(fetch, download: bool) -> Path:
+    """`fetch(local_only=True)` from the cache; when that fails and `download` is allowed, from the hub."""
+    try:
+        return fetch(True)
+    except UnirlError:
+        if not download:
+            raise
+    return fetch(False)
 
 
 def load_model(name_or_path: str | None = None, device: str = "auto", dtype: str = "auto", download: bool = True):
