@@ -91,13 +91,12 @@ def read_images(paths: Sequence[str | Path]) -> list[Image.Image]:
     return images
 
 
-def answer_about_images(model: UnifiedModel, image_paths: Sequence[str | Path], question: str,
+def answer_about_images(model: UnifiedModel, images: Sequence[Image.Image], question: str,
                         max_new_tokens: int = 64, greedy: bool = True, temperature: float = 1.0,
                         seed: int = 0, batch_size: int = 8) -> list[str]:
-    """Ask `question` about each image (batched); answer i belongs to `image_paths[i]`."""
+    """Ask `question` about each image (batched; see `read_images`); answer i belongs to `images[i]`."""
     if not question.strip():
         raise UnirlError("the question is empty; e.g. unirl understand cat.png \"What is in this image?\"")
-    images = read_images(image_paths)
     answers: list[str] = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]

@@ -34,10 +34,10 @@ def understand(
     check_positive("temperature", temperature)
     if Path(question).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and Path(question).exists():
         raise UnirlError(f"the last argument '{question}' is an image; put the question last")
-    read_images(image_paths)  # fail on a bad file before loading the model
+    images = read_images(image_paths)  # fail on a bad file before loading the model
     with console.status(f"loading {model} ..."):
         loaded = load_model(model, device=device, dtype=dtype)
-    answers = answer_about_images(loaded, image_paths, question, max_new_tokens=max_new_tokens,
+    answers = answer_about_images(loaded, images, question, max_new_tokens=max_new_tokens,
                                   greedy=not sample, temperature=temperature, seed=seed)
     for path, answer in zip(image_paths, answers):
         typer.echo(f"{path}: {answer}" if len(image_paths) > 1 else answer)
