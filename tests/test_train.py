@@ -347,3 +347,18 @@ def test_gradient_checkpointing_gives_the_same_update(tiny_janus_dir):
         grpo_step(ctx, RECORDS[:2], step=0, first_image_index=0)
         updated.append(snapshot(ctx.policy))
     assert all(torch.allclose(updated[0][name], updated[1][name], atol=1e-6) for name in updated[0])
+
+
+def test_balance_tags_draws_every_tag_equally_often():
+    from unirl_cli.train.config import PromptsConfig
+    from unirl_cli.train.prompts import balanced_by_tag, load_training_prompts
+
+    records = [{"tag": "a", "id": i} for i in range(5)] + [{"tag": "b", "id": 10}, {"tag": "b", "id": 11}]
+    balanced = balanced_by_tag(records)
+    assert [r["id"] for r in balanced] == [0, 1, 2, 3, 4, 10, 11, 10, 11, 10]
+    shapes_file = "unirl_cli/data/shapes/train_prompts.jsonl"
+    plain = load_training_prompts(PromptsConfig(file=shapes_file))
+    even = load_training_prompts(PromptsConfig(file=shapes_file, balance_tags=True))
+    counts = {tag: sum(r["tag"] == tag for r in even) for tag in {r["tag"] for r in plain}}
+    assert len(set(counts.values())) == 1 and len(even) == 5 * max(counts.values())
+    assert {r["prompt"] for r in even} == {r["prompt"] for r in plain}

@@ -49,13 +49,48 @@ def test_vq_training_learns_patch_codes():
     assert result.code_accuracy > max(0.5, before + 0.3)
 
 
+def test_vision_encoder_training_learns_the_kind_of_object_patches():
+    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.world.vision_train import train_vision_encoder
+
+    model, _ = build_untrained_mini(seed=0)
+    result = train_vision_encoder(model.model.vision_model, model.model.vqmodel, max_seconds=120, max_steps=60,
+                                  batch_size=16, log=lambda _: None)
+    assert result.steps == 60
+    assert result.patch_accuracy > 0.3  # chance over the 240 object-patch kinds is 0.004
+
+
+def test_whitening_folded_into_the_aligner_keeps_its_output_statistics_but_whitens_its_input():
+    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.world.vision_train import labelled_scenes, whiten_into_aligner
+
+    model, _ = build_untrained_mini(seed=0)
+    vision, fc1 = model.model.vision_model, model.model.aligner.fc1
+    old_weight, old_bias = fc1.weight.detach().clone().double(), fc1.bias.detach().clone().double()
+    pixels, _ = labelled_scenes(random.Random(0), 256)  # the scenes the whitening is fitted on
+
+    def fc1_outputs():
+        with torch.no_grad():
+            return fc1(vision(pixel_values=pixels).last_hidden_state).flatten(0, 1).double()
+
+    expected = old_weight @ old_weight.T  # fc1(W (x - mean)) with cov(W x) = I has covariance A A^T, mean b
+    before = (torch.cov(fc1_outputs().T) - expected).abs().max() / expected.diagonal().max()
+    whiten_into_aligner(vision, model.model.aligner, num_scenes=256, seed=0)
+    outputs = fc1_outputs()
+    after = (torch.cov(outputs.T) - expected).abs().max() / expected.diagonal().max()
+    assert torch.allclose(outputs.mean(0), old_bias, atol=1e-3)
+    # Not exact: LayerNorm leaves one direction without variance, and eps keeps it (and near-empty ones) finite.
+    assert after < 0.15 < 0.5 < before, (before, after)
+
+
 def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     from unirl_cli.models.loading import load_model
     from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
 
-    settings = PretrainSettings(minutes=0.15, num_scenes=24, batch_size=4, max_vq_steps=3, max_lm_steps=3)
+    settings = PretrainSettings(minutes=0.15, vision_share=0.3, num_scenes=24, batch_size=4, max_vq_steps=3,
+                                max_vision_steps=3, max_lm_steps=3)
     report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
-    assert report.vq_steps == 3 and report.lm_steps == 3
+    assert report.vq_steps == 3 and report.vision_steps == 3 and report.lm_steps == 3
     assert (tmp_path / "mini" / "pretrain_report.json").is_file()
     model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
     assert model.num_image_tokens == 64 and model.image_size == 64

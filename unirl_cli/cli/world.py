@@ -1,9 +1,10 @@
-"""`unirl world`: the shapes world: pretrain the mini model, render a prompt, detect objects in an image."""
+"""`unirl world`: the shapes world: pretrain the mini model, render a prompt, detect objects in an image, and
+run UniRL's self-improvement on it with a before/after table."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -78,3 +79,41 @@ def detect(
         stdout.print(f"{d.color} {d.class_name}  box={tuple(int(v) for v in d.box)}  score={d.score:.3f}")
     if not detections:
         stdout.print("no objects found")
+
+
+@world_app.command("improve")
+def improve(
+    overrides: Optional[List[str]] = typer.Argument(None, help="Training config overrides key=value, e.g. grpo.beta=0.04."),
+    method: str = typer.Option("grpo", "--method", help="grpo or sft."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed (images, prompt order); the evaluation seed stays 42."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe (default configs/train/mini-<method>.yaml)."),
+    out: Path = typer.Option(Path("outputs/improve"), "--out", "-o", help="Folder for before/, train/ and after/."),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+) -> None:
+    """Self-improve a model in the shapes world (default: mini) and print GenEval before/after, with the imbalance."""
+    from unirl_cli.errors import UnirlError
+
+    if method not in ("grpo", "sft"):
+        raise UnirlError(f"--method '{method}' is not one of grpo, sft")
+    check_positive("steps", steps)
+    check_positive("threads", threads)
+    import torch
+
+    from unirl_cli.eval.geneval.summary import compare_table
+    from unirl_cli.world.improve import default_recipe, run_improvement
+
+    torch.set_num_threads(threads)
+    recipe = config_file or default_recipe(method)
+    if config_file is not None and not config_file.is_file():
+        raise UnirlError(f"--config '{config_file}' does not exist; "
+                         f"pass a YAML recipe such as configs/train/mini-{method}.yaml")
+    extra = [*(overrides or []), f"seed={seed}"] + ([f"steps={steps}"] if steps is not None else [])
+    run = run_improvement(method, recipe, out, extra, log=lambda line: console.print(line, highlight=False))
+    stdout.print(compare_table(run.before, run.after, "before", f"after {method}"))
+    rewards = [row["reward/mean"] for row in run.metrics if "reward/mean" in row]
+    if rewards:
+        tenth = max(1, len(rewards) // 10)
+        stdout.print(f"self-reward: first {tenth} steps {sum(rewards[:tenth]) / tenth:.3f}, "
+                     f"last {tenth} steps {sum(rewards[-tenth:]) / tenth:.3f}; curves in {run.train_dir / 'plots'}")
+    stdout.print(f"trained model: {run.checkpoint}  (unirl generate \"...\" --model {run.checkpoint})")

@@ -23,6 +23,7 @@ class PromptsConfig:
     num_generated: int = option(2000, "how many prompts to generate when no file is given")
     seed: int = option(0, "seed of the prompt generator (and of the per-epoch shuffle)")
     tags: list[str] = option([], "keep only these GenEval tags (empty = all six)")
+    balance_tags: bool = option(False, "draw every tag equally often (repeat the prompts of rarer tags) instead of in proportion to the file")
     allow_geneval_overlap: bool = option(False, "accept a prompts file that contains GenEval test prompts (their scores are then meaningless)")
 
 

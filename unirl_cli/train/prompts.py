@@ -32,7 +32,17 @@ def load_training_prompts(config: PromptsConfig) -> list[dict]:
         records = generate_prompts(config.num_generated, config.seed, tags=tags)
     if not records:
         raise UnirlError("no training prompts; set prompts.num_generated > 0 or pass prompts.file")
-    return records
+    return balanced_by_tag(records) if config.balance_tags else records
+
+
+def balanced_by_tag(records: list[dict]) -> list[dict]:
+    """`records` with each tag's prompts repeated (cyclically) up to the size of the largest tag, so an epoch
+    draws every tag equally often; order within a tag is kept."""
+    by_tag: dict[str, list[dict]] = {}
+    for record in records:
+        by_tag.setdefault(record["tag"], []).append(record)
+    largest = max(len(group) for group in by_tag.values())
+    return [group[i % len(group)] for group in by_tag.values() for i in range(largest)]
 
 
 def _epoch_order(num_records: int, seed: int, epoch: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, then the LM).
+"""`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
+encoder, then the LM).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from unirl_cli.world.prompts import train_prompts
 from unirl_cli.world.render import render_scene
 from unirl_cli.world.spec import SHAPES
+from unirl_cli.world.vision_train import train_vision_encoder, whiten_into_aligner
 from unirl_cli.world.vq_train import train_vq
 
 UNCONDITIONAL_SHARE = 0.1
@@ -34,12 +36,14 @@ class PretrainSettings:
 
     seed: int = 0
     minutes: float = 30.0
-    vq_share: float = 0.35  # of the time budget
+    vq_share: float = 0.33  # of the time budget
+    vision_share: float = 0.05
     num_scenes: int = 3000
     batch_size: int = 16
     learning_rate: float = 2e-3
     max_lm_steps: int = 100_000
     max_vq_steps: int = 100_000
+    max_vision_steps: int = 100_000
 
 
 @dataclass
@@ -50,6 +54,9 @@ class PretrainReport:
     vq_steps: int = 0
     vq_seconds: float = 0.0
     vq_code_accuracy: float = 0.0
+    vision_steps: int = 0
+    vision_seconds: float = 0.0
+    vision_patch_accuracy: float = 0.0
     lm_steps: int = 0
     lm_seconds: float = 0.0
     image_loss: float = float("nan")
@@ -152,7 +159,8 @@ def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene],
 
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
                   log: Callable[[str], None] = print) -> PretrainReport:
-    """Build the mini Janus, train its VQ tokenizer then its LM within `settings.minutes`, save to `out_dir`."""
+    """Build the mini Janus; train its VQ tokenizer, its understanding encoder (then whitened into the aligner),
+    then its LM, within `settings.minutes`; save to `out_dir`."""
     from unirl_cli.models.janus import JanusModel
     from unirl_cli.world.mini import build_untrained_mini
 
@@ -165,13 +173,21 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
                          seed=settings.seed, log=log)
     report.vq_steps, report.vq_seconds, report.vq_code_accuracy = vq_result.steps, vq_result.seconds, vq_result.code_accuracy
     log(f"vq tokenizer: {vq_result.steps} steps in {vq_result.seconds:.0f}s, codes right {vq_result.code_accuracy:.4f}")
+    vision_result = train_vision_encoder(hf_model.model.vision_model, hf_model.model.vqmodel,
+                                         settings.vision_share * total_seconds, settings.max_vision_steps,
+                                         seed=settings.seed, log=log)
+    report.vision_steps, report.vision_seconds = vision_result.steps, vision_result.seconds
+    report.vision_patch_accuracy = vision_result.patch_accuracy
+    whiten_into_aligner(hf_model.model.vision_model, hf_model.model.aligner, seed=settings.seed)
+    log(f"understanding encoder: {vision_result.steps} steps in {vision_result.seconds:.0f}s, "
+        f"patch kinds right {vision_result.patch_accuracy:.4f}")
     model = JanusModel(hf_model.eval(), processor)
     rng = random.Random(settings.seed)
     data_start = time.time()
     t2i_scenes = build_scenes(model, list(train_prompts()), settings.num_scenes, rng)
     qa_scenes = build_scenes(model, understanding_records(), settings.num_scenes, rng)
     log(f"rendered and tokenised {2 * settings.num_scenes} scenes in {time.time() - data_start:.0f}s")
-    remaining = total_seconds - vq_result.seconds - (time.time() - data_start)
+    remaining = total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
     train_language_model(model, t2i_scenes, qa_scenes, settings, max(remaining, 1.0), report, log)
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")

@@ -86,6 +86,10 @@ def compare_table(first: dict, second: dict, first_name: str, second_name: str):
         table.add_row(TAG_LABELS.get(tag, tag), _cell(a), _cell(b), _delta(a, b))
     table.add_row("[bold]overall[/]", _cell(first["overall"]), _cell(second["overall"]),
                   _delta(first["overall"], second["overall"]))
+    if "understanding" in first and "understanding" in second:  # both made with --understanding
+        for key, label in (("understanding_accuracy", "QA accuracy"), ("imbalance", "imbalance (lower is better)")):
+            a, b = first["understanding"]["overall"][key], second["understanding"]["overall"][key]
+            table.add_row(label, _cell(a), _cell(b), _delta(a, b, higher_is_better=key != "imbalance"))
     return table
 
 
@@ -93,11 +97,12 @@ def _cell(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _delta(a: Optional[float], b: Optional[float]) -> str:
+def _delta(a: Optional[float], b: Optional[float], higher_is_better: bool = True) -> str:
     if a is None or b is None:
         return "-"
     diff = b - a
-    color = "green" if diff > 0 else "red" if diff < 0 else "white"
+    better = diff > 0 if higher_is_better else diff < 0
+    color = "white" if diff == 0 else "green" if better else "red"
     return f"[{color}]{diff:+.3f}[/]"
 
 

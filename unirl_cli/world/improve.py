@@ -1,0 +1,69 @@
+"""`unirl world improve`: one UniRL self-improvement run in the shapes world, scored before and after.
+
+Evaluates the starting model on the shapes suite (with its understanding, for the imbalance metric), trains
+it with `unirl train grpo|sft` on a recipe (self-reward only: no detector in the loop), evaluates the final
+checkpoint the same way, and returns both summaries. Each stage writes its usual run folder under `out_dir`
+(`before/`, `train/`, `after/`), so a rerun with the same settings reuses the finished evaluations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from unirl_cli.errors import UnirlError
+
+
+@dataclass
+class ImprovementRun:
+    """Summaries of the starting and trained model, and where the training run wrote its outputs."""
+
+    before: dict
+    after: dict
+    train_dir: Path
+    checkpoint: Path
+    metrics: list
+
+
+def default_recipe(method: str) -> Path:
+    """`configs/train/mini-<method>.yaml` of this checkout (UnirlError with what to pass if it is absent)."""
+    path = Path("configs") / "train" / f"mini-{method}.yaml"
+    if not path.is_file():
+        raise UnirlError(f"no recipe at {path}; run from the unirl checkout or pass --config mini-{method}.yaml")
+    return path
+
+
+def evaluate_shapes(model: str, out_dir: Path, seed: int, reporter=None) -> dict:
+    """Shapes-suite GenEval of `model` with `--understanding` into `out_dir`; the summary dict."""
+    from unirl_cli.eval.geneval.config import EvalGenevalConfig
+    from unirl_cli.eval.geneval.pipeline import run_geneval, silent_reporter
+    from unirl_cli.models.loading import load_model
+
+    config = EvalGenevalConfig(model=model, out_dir=str(out_dir), suite="shapes", understanding=True, seed=seed,
+                               batch_size=32, device="cpu", dtype="float32")
+    return run_geneval(config, load_model, reporter or silent_reporter).summary
+
+
+def run_improvement(method: str, recipe: Path, out_dir: Path, overrides: list[str], eval_seed: int = 42,
+                    log: Callable[[str], None] = print, reporter=None) -> ImprovementRun:
+    """Evaluate, train with `recipe` + `overrides` into `out_dir/train`, evaluate the final checkpoint."""
+    from unirl_cli.config import load_config
+    from unirl_cli.train.config import TrainConfig
+    from unirl_cli.train.loop import train
+
+    out_dir = Path(out_dir)
+    train_dir = out_dir / "train"
+    config = load_config(TrainConfig, recipe, [*overrides, f"method={method}", f"output_dir={train_dir}",
+                                                "save_every=0", "keep_last=1"])
+    if (train_dir / "metrics.jsonl").exists():
+        raise UnirlError(f"{train_dir} already holds a training run; pass another --out or delete it")
+    log(f"evaluating {config.model} before training (shapes suite, {out_dir / 'before'})")
+    before = evaluate_shapes(config.model, out_dir / "before", eval_seed, reporter)
+    log(f"training: unirl train {method} --config {recipe} {' '.join(overrides)} (run folder {train_dir})")
+    result = train(config)
+    if result.last_checkpoint is None:
+        raise UnirlError(f"the training run in {train_dir} saved no checkpoint")
+    log(f"evaluating the trained checkpoint {result.last_checkpoint}")
+    after = evaluate_shapes(str(result.last_checkpoint), out_dir / "after", eval_seed, reporter)
+    return ImprovementRun(before, after, train_dir, result.last_checkpoint, result.metrics)
