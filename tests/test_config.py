@@ -61,6 +61,13 @@ def test_int_accepts_integral_float_and_rejects_fraction():
         build_config(Outer, {"steps": 4.5})
 
 
+def test_float_accepts_exponent_without_a_dot_and_rejects_words():
+    # YAML 1.1 reads 3e-4 as a string; users write learning rates that way.
+    assert load_config(Outer, None, ["inner.beta=3e-4"]).inner.beta == 3e-4
+    with pytest.raises(UnirlError, match="inner.beta: expected a number"):
+        load_config(Outer, None, ["inner.beta=high"])
+
+
 def test_optional_accepts_null():
     assert build_config(Outer, {"limit": None}).limit is None
     assert build_config(Outer, {"limit": 3}).limit == 3

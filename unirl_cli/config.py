@@ -113,6 +113,11 @@ def _coerce(value: Any, annotation: Any, key: str, errors: list[str]) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         errors.append(f"{key}: expected a number, got {value!r}")
         return value
     if annotation is str:
