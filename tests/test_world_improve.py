@@ -7,15 +7,7 @@ import json
 import pytest
 
 from tests.test_cli import run_console_script
-from unirl_cli.world.mini import packaged_mini_dir
-
-
-def _shipped() -> bool:
-    try:
-        packaged_mini_dir()
-    except Exception:
-        return False
-    return True
+from tests.test_world_mini import _shipped
 
 
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.world.render import draw_scene, random_scene
-from unirl_cli.world.vq_train import NUM_PATCH_KINDS, patch_kinds, scenes_to_pixels
+from unirl_cli.world.spec import IMAGE_SIZE
+from unirl_cli.world.vq_train import NUM_PATCH_KINDS, labelled_crops
 
 
 @dataclass
@@ -33,9 +33,8 @@ class VisionTrainResult:
 
 def labelled_scenes(rng: random.Random, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels (count, 3, 64, 64) in [-1, 1], patch kinds (count, 64)) of random scenes of 1-8 objects."""
-    scenes = [random_scene(rng, max_objects=8) for _ in range(count)]
-    pixels = scenes_to_pixels([draw_scene(s) for s in scenes])
-    return pixels, torch.stack([patch_kinds(s).view(-1) for s in scenes])
+    pixels, kinds = labelled_crops(rng, count, IMAGE_SIZE, max_objects=8)
+    return pixels, kinds.flatten(1)
 
 
 @torch.no_grad()

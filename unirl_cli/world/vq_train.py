@@ -57,8 +57,10 @@ def patch_kinds(objects: list[SceneObject]) -> torch.Tensor:
     return kinds
 
 
-def labelled_crops(rng: random.Random, count: int, crop: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pixels (count, 3, crop, crop), patch kinds (count, crop/8, crop/8)) of grid-aligned windows of busy scenes.
+def labelled_crops(rng: random.Random, count: int, crop: int = 32,
+                   max_objects: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels (count, 3, crop, crop), patch kinds (count, crop/8, crop/8)) of grid-aligned windows of busy scenes
+    (crop=64: whole scenes).
 
     The VQ model is convolutional and objects sit in 16 px cells, so aligned crops teach it the same
     patches as whole scenes for a fraction of the cost.
@@ -66,7 +68,7 @@ def labelled_crops(rng: random.Random, count: int, crop: int = 32) -> tuple[torc
     pixels, kinds = [], []
     cells = GRID_SIZE - crop // CELL_SIZE + 1
     for _ in range(count):
-        objects = random_scene(rng, max_objects=10)
+        objects = random_scene(rng, max_objects=max_objects)
         image = scenes_to_pixels([draw_scene(objects)])[0]
         top, left = CELL_SIZE * rng.randrange(cells), CELL_SIZE * rng.randrange(cells)
         pixels.append(image[:, top: top + crop, left: left + crop])
