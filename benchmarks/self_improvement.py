@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-HEADER = ("single", "two", "counting", "colours", "position", "colour attr.", "overall", "QA acc.", "imbalance")
+HEADER = ("single", "two", "counting", "colours", "position", "colour attr.", "overall", "QA acc.", "imbalance",
+          "objects/image")
 
 
 def run_one(method: str, seed: int, steps: int | None, out: Path, extra: list[str]) -> tuple[Path, float]:
@@ -36,11 +37,16 @@ def run_one(method: str, seed: int, steps: int | None, out: Path, extra: list[st
     return folder, time.time() - started
 
 
-def row_values(summary: dict) -> list[float]:
-    """The table's numbers for one summary: six tags, overall, QA accuracy, imbalance."""
+def row_values(eval_dir: Path) -> list[float]:
+    """The table's numbers for one evaluation folder: six tags, overall, QA accuracy, imbalance, and the
+    detector's objects per image (clutter passes GenEval's two-object rule, so watch it next to the score)."""
+    from unirl_cli.world.improve import objects_per_image
+
+    summary = json.loads((eval_dir / "summary.json").read_text())
     understanding = summary["understanding"]["overall"]
     return [summary["tasks"][tag]["score"] for tag in TAGS] + [
-        summary["overall"], understanding["understanding_accuracy"], understanding["imbalance"]]
+        summary["overall"], understanding["understanding_accuracy"], understanding["imbalance"],
+        objects_per_image(eval_dir)]
 
 
 def mean_spread(rows: list[list[float]]) -> list[str]:
@@ -93,14 +99,14 @@ def main() -> None:
     jobs = [(method, seed) for method in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(lambda job: (job, *run_one(*job, args.steps, args.out, args.extra)), jobs))
-    before = json.loads((done[0][1] / "before" / "summary.json").read_text())
+    before = row_values(done[0][1] / "before")
     print("| model | " + " | ".join(HEADER) + " | run time |")
     print("|---" * (len(HEADER) + 2) + "|")
-    print("| mini (before) | " + " | ".join(f"{v:.3f}" for v in row_values(before)) + " | |")
+    print("| mini (before) | " + " | ".join(f"{v:.3f}" for v in before) + " | |")
     curves: dict[str, list[list[float]]] = {}
     for method in args.methods:
         runs = [(folder, seconds) for (m, _), folder, seconds in done if m == method]
-        rows = [row_values(json.loads((folder / "after" / "summary.json").read_text())) for folder, _ in runs]
+        rows = [row_values(folder / "after") for folder, _ in runs]
         times = [seconds for _, seconds in runs if seconds == seconds]
         minutes = f"{statistics.fmean(times) / 60:.1f} min" if times else "-"
         print(f"| + {method.upper()} ({len(rows)} seeds) | " + " | ".join(mean_spread(rows)) + f" | {minutes} |")

@@ -168,6 +168,20 @@ def test_save_and_load_round_trip(tiny_janus, tmp_path):
     assert not [p.name for p in (tmp_path).iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+def test_default_guidance_is_the_checkpoints_own_or_janus_pros_5(tiny_janus_dir, tmp_path):
+    import json
+    import shutil
+
+    assert JanusModel.load(str(tiny_janus_dir)).default_sampling().guidance_scale == 5.0
+    for written, expected in [(2.5, 2.5), (None, 5.0)]:
+        folder = tmp_path / f"guidance-{written}"
+        shutil.copytree(tiny_janus_dir, folder)
+        config = json.loads((folder / "generation_config.json").read_text())
+        config["guidance_scale"] = written
+        (folder / "generation_config.json").write_text(json.dumps(config))
+        assert JanusModel.load(str(folder)).default_sampling().guidance_scale == expected
+
+
 def test_user_mistakes_raise_one_line_errors(tiny_janus, tmp_path):
     with pytest.raises(UnirlError, match="one seed per prompt"):
         tiny_janus.generate_images(PROMPTS, seeds=[1])

@@ -14,7 +14,7 @@ from unirl_cli.eval.geneval.scoring import relative_position, score_image
 from unirl_cli.world.detector import detect_objects
 from unirl_cli.world.perturb import blur, jpeg, noise
 from unirl_cli.world.prompts import (EVAL_PROMPTS_PER_TAG, build_eval_prompts, eval_prompts, reworded_prompts,
-                                     scene_key, train_prompts)
+                                     scene_key, train_prompts, understanding_prompts)
 from unirl_cli.world.render import SceneObject, draw_scene, layout_scene, random_scene, render_scene
 from unirl_cli.world.spec import BACKGROUND, COLOR_NAMES, SHAPES
 
@@ -124,6 +124,15 @@ def test_eval_prompts_are_fixed_tagged_and_disjoint_from_training_by_scene():
     assert not {r["prompt"] for r in records} & {r["prompt"] for r in train}
     assert not {scene_key(r) for r in records} & {scene_key(r) for r in train}
     assert not {p for r in records for p in reworded_prompts(r)} & {r["prompt"] for r in train}
+
+
+def test_understanding_pool_holds_every_training_scene_and_no_evaluation_scene():
+    pool = understanding_prompts()
+    evaluation_keys = {scene_key(r) for r in eval_prompts()}
+    assert not {scene_key(r) for r in pool} & evaluation_keys
+    assert not {p for r in eval_prompts() for p in reworded_prompts(r)} & {r["prompt"] for r in pool}
+    assert {r["prompt"] for r in train_prompts()} <= {r["prompt"] for r in pool}
+    assert len(pool) > 2 * len(train_prompts())  # colour attribution: all pairs, not only the 400 trained on
 
 
 def test_scene_key_identifies_rewordings():

@@ -18,7 +18,7 @@ app.add_typer(world_app, name="world")
 @world_app.command("pretrain")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
-    minutes: float = typer.Option(30.0, "--minutes", help="Wall-clock budget for VQ tokenizer + LM training."),
+    minutes: float = typer.Option(38.0, "--minutes", help="Wall-clock budget of all four stages (VQ, encoder, LM, reading)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
@@ -36,7 +36,8 @@ def pretrain(
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
     stdout.print(f"mini model written to {out}: VQ {report.vq_steps} steps ({report.vq_seconds / 60:.1f} min), "
                  f"LM {report.lm_steps} steps ({report.lm_seconds / 60:.1f} min), image-token loss "
-                 f"{report.image_loss:.3f}, answer loss {report.answer_loss:.3f}")
+                 f"{report.image_loss:.3f}, answer loss {report.answer_loss:.3f}; reading {report.reading_steps} "
+                 f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}")
 
 
 @world_app.command("render")
@@ -110,7 +111,10 @@ def improve(
                          f"pass a YAML recipe such as configs/train/mini-{method}.yaml")
     extra = [*(overrides or []), f"seed={seed}"] + ([f"steps={steps}"] if steps is not None else [])
     run = run_improvement(method, recipe, out, extra, log=lambda line: console.print(line, highlight=False))
-    stdout.print(compare_table(run.before, run.after, "before", f"after {method}"))
+    table = compare_table(run.before, run.after, "before", f"after {method}")
+    table.add_row("objects per image (1.8 asked)", f"{run.objects_before:.2f}", f"{run.objects_after:.2f}",
+                  f"{run.objects_after - run.objects_before:+.2f}")
+    stdout.print(table)
     rewards = [row["reward/mean"] for row in run.metrics if "reward/mean" in row]
     if rewards:
         tenth = max(1, len(rewards) // 10)

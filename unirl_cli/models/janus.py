@@ -70,8 +70,11 @@ class JanusModel(UnifiedModel):
         return vq_config.num_patches * 2 ** (len(vq_config.channel_multiplier) - 1)
 
     def default_sampling(self) -> SamplingConfig:
-        """Janus-Pro's published sampler: CFG 5, temperature 1, no top-k/top-p."""
-        return SamplingConfig(guidance_scale=5.0, temperature=1.0, top_k=0, top_p=1.0,
+        """Janus-Pro's published sampler (CFG 5, temperature 1, no top-k/top-p), except where the checkpoint's
+        generation config sets its own guidance scale (as transformers' image `generate` honours it)."""
+        guidance = getattr(self.hf_model.generation_config, "guidance_scale", None)
+        guidance = float(guidance) if isinstance(guidance, (int, float)) and guidance >= 1.0 else 5.0
+        return SamplingConfig(guidance_scale=guidance, temperature=1.0, top_k=0, top_p=1.0,
                               num_steps=self.num_image_tokens, greedy=False)
 
     # ---- loading and saving -------------------------------------------------------------------

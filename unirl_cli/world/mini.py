@@ -20,6 +20,11 @@ CODEBOOK_SIZE = 512
 HIDDEN_SIZE = 128
 NUM_LAYERS = 4
 TOKENIZER_VOCAB = 512
+# The mini's own default guidance (saved in its generation config; `JanusModel.default_sampling` reads it).
+# Measured on the shipped mini, 536 evaluation images each: detected objects per image 2.1 at CFG 2, 5.9 at
+# CFG 5, while the prompts ask for 1.8 on average; at CFG 5 a 2M-parameter model scatters extra shapes, which
+# GenEval's two-object and colour rules do not penalise. Janus-Pro's 5 is tuned for 7B models.
+GUIDANCE_SCALE = 2.0
 
 
 def packaged_mini_dir() -> Path:
@@ -103,4 +108,5 @@ def build_untrained_mini(seed: int = 0):
         torch.manual_seed(seed)
         model = JanusForConditionalGeneration(mini_config(tokenizer))
     set_janus_generation_config(model, tokenizer)
+    model.generation_config.guidance_scale = GUIDANCE_SCALE
     return model, build_mini_processor(tokenizer)

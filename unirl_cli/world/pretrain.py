@@ -1,11 +1,13 @@
 """`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
-encoder, then the LM).
+encoder, the LM on both tasks, then a reading stage that widens understanding to the whole world).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
 the generation head on the VQ codes of a correct render (10% of prompts dropped to the unconditional prompt,
 which classifier-free guidance needs); understanding is the answer likelihood (`answer_logprobs`) of the
 prompt's question about its render or about the VQ reconstruction of it (what the model sees of its own images).
+The reading stage asks about every non-evaluation scene of the world (not only the training prompts), with
+more questions than images per step, so that the model can judge its own multi-object images.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.world.prompts import train_prompts
+from unirl_cli.world.prompts import train_prompts, understanding_prompts
 from unirl_cli.world.render import render_scene
 from unirl_cli.world.spec import SHAPES
 from unirl_cli.world.vision_train import train_vision_encoder, whiten_into_aligner
@@ -35,15 +37,21 @@ class PretrainSettings:
     """Budget and optimiser of one pretraining run (defaults: the shipped `mini`)."""
 
     seed: int = 0
-    minutes: float = 30.0
-    vq_share: float = 0.33  # of the time budget
-    vision_share: float = 0.05
-    num_scenes: int = 3000
+    minutes: float = 38.0
+    vq_share: float = 0.26  # of the time budget
+    vision_share: float = 0.04
+    reading_share: float = 0.21  # the last stage; the LM on both tasks gets what is left
+    num_scenes: int = 3000  # per task for the LM stage
     batch_size: int = 16
     learning_rate: float = 2e-3
+    num_reading_scenes: int = 12000
+    reading_qa_batch_size: int = 32
+    reading_t2i_batch_size: int = 8  # keeps text-to-image from drifting while understanding trains
+    reading_learning_rate: float = 1e-3
     max_lm_steps: int = 100_000
     max_vq_steps: int = 100_000
     max_vision_steps: int = 100_000
+    max_reading_steps: int = 100_000
 
 
 @dataclass
@@ -61,6 +69,9 @@ class PretrainReport:
     lm_seconds: float = 0.0
     image_loss: float = float("nan")
     answer_loss: float = float("nan")
+    reading_steps: int = 0
+    reading_seconds: float = 0.0
+    reading_answer_loss: float = float("nan")
     history: list = field(default_factory=list)
 
 
@@ -72,6 +83,11 @@ def understanding_records() -> list[dict]:
     singles = [with_question_answer({"tag": "single_object", "include": [{"class": shape, "count": 1}],
                                      "prompt": f"a photo of a {shape}"}) for shape in SHAPES]
     return list(train_prompts()) + singles
+
+
+def reading_records() -> list[dict]:
+    """Question records of the reading stage: every non-evaluation scene of the world, and the single objects."""
+    return list(understanding_prompts()) + [r for r in understanding_records() if r["tag"] == "single_object"]
 
 
 @dataclass
@@ -120,22 +136,35 @@ def answer_loss(model, scenes: list[Scene], use_codes: bool) -> torch.Tensor:
     return -(scores.token_logprobs.sum() / scores.token_mask.sum())
 
 
-def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene], settings: PretrainSettings,
-                         max_seconds: float, report: PretrainReport, log: Callable[[str], None]) -> None:
-    """Train everything but the VQ model on both tasks until the time or step budget is spent."""
-    rng = random.Random(settings.seed + 1)
+@dataclass
+class LmStage:
+    """One LM training stage: its batches, peak learning rate, warm-up and budget."""
+
+    name: str
+    t2i_batch_size: int
+    qa_batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    max_seconds: float
+    max_steps: int
+
+
+def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene], stage: LmStage,
+                         rng: random.Random, log: Callable[[str], None]) -> tuple[int, float, list[dict]]:
+    """Train everything but the VQ model on both tasks (AdamW, warm-up then cosine) until the stage's time or
+    step budget is spent; returns (steps, seconds, loss history every 50 steps)."""
     model.freeze_for_training(train_understanding=True)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
-    start, step, recent = time.time(), 0, []
-    while step < settings.max_lm_steps and time.time() - start < max_seconds:
-        progress = (time.time() - start) / max_seconds
-        warmup = min(1.0, (step + 1) / 50)
+    optimizer = torch.optim.AdamW(params, lr=stage.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    start, step, recent, history = time.time(), 0, [], []
+    while step < stage.max_steps and time.time() - start < stage.max_seconds:
+        progress = (time.time() - start) / stage.max_seconds
+        warmup = min(1.0, (step + 1) / stage.warmup_steps)
         for group in optimizer.param_groups:
-            group["lr"] = settings.learning_rate * warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        t2i_batch = rng.sample(t2i_scenes, settings.batch_size)
-        qa_batch = rng.sample(qa_scenes, settings.batch_size)
+            group["lr"] = stage.learning_rate * warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        t2i_batch = rng.sample(t2i_scenes, stage.t2i_batch_size)
+        qa_batch = rng.sample(qa_scenes, stage.qa_batch_size)
         image_loss = image_token_loss(model, [s.record["prompt"] for s in t2i_batch],
                                       torch.stack([s.codes for s in t2i_batch]), rng)
         text_loss = answer_loss(model, qa_batch, use_codes=step % 2 == 1)
@@ -149,12 +178,26 @@ def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene],
             image_mean = sum(r[0] for r in recent) / len(recent)
             text_mean = sum(r[1] for r in recent) / len(recent)
             recent = []
-            report.history.append({"step": step, "seconds": round(time.time() - start, 1),
-                                   "image_loss": round(image_mean, 4), "answer_loss": round(text_mean, 4)})
-            report.image_loss, report.answer_loss = image_mean, text_mean
-            log(f"lm step {step} ({time.time() - start:.0f}s): image-token loss {image_mean:.3f}, answer loss {text_mean:.3f}")
+            history.append({"stage": stage.name, "step": step, "seconds": round(time.time() - start, 1),
+                            "image_loss": round(image_mean, 4), "answer_loss": round(text_mean, 4)})
+            log(f"{stage.name} step {step} ({time.time() - start:.0f}s): image-token loss {image_mean:.3f}, "
+                f"answer loss {text_mean:.3f}")
     model.eval()
-    report.lm_steps, report.lm_seconds = step, time.time() - start
+    return step, time.time() - start, history
+
+
+def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, seconds: float,
+               report: PretrainReport, log: Callable[[str], None]) -> None:
+    """The reading stage: questions about the whole non-evaluation world, a few text-to-image examples."""
+    rng = random.Random(settings.seed + 2)
+    reading_scenes = build_scenes(model, reading_records(), settings.num_reading_scenes, rng)
+    stage = LmStage("reading", settings.reading_t2i_batch_size, settings.reading_qa_batch_size,
+                    settings.reading_learning_rate, 30, max(seconds, 1.0), settings.max_reading_steps)
+    report.reading_steps, report.reading_seconds, history = train_language_model(
+        model, t2i_scenes, reading_scenes, stage, rng, log)
+    report.history += history
+    if history:
+        report.reading_answer_loss = history[-1]["answer_loss"]
 
 
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
@@ -187,8 +230,16 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     t2i_scenes = build_scenes(model, list(train_prompts()), settings.num_scenes, rng)
     qa_scenes = build_scenes(model, understanding_records(), settings.num_scenes, rng)
     log(f"rendered and tokenised {2 * settings.num_scenes} scenes in {time.time() - data_start:.0f}s")
-    remaining = total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
-    train_language_model(model, t2i_scenes, qa_scenes, settings, max(remaining, 1.0), report, log)
+    reading_seconds = settings.reading_share * total_seconds
+    remaining = total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start) - reading_seconds
+    lm = LmStage("lm", settings.batch_size, settings.batch_size, settings.learning_rate, 50, max(remaining, 1.0),
+                 settings.max_lm_steps)
+    report.lm_steps, report.lm_seconds, history = train_language_model(
+        model, t2i_scenes, qa_scenes, lm, random.Random(settings.seed + 1), log)
+    report.history += history
+    if history:
+        report.image_loss, report.answer_loss = history[-1]["image_loss"], history[-1]["answer_loss"]
+    read_stage(model, t2i_scenes, settings, reading_seconds, report, log)
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

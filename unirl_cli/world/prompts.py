@@ -108,6 +108,22 @@ def _read_packaged(name: str) -> tuple[dict, ...]:
 
 
 @lru_cache(maxsize=1)
+def understanding_prompts() -> tuple[dict, ...]:
+    """Every scene of the five training tags that the evaluation set does not ask for (any wording).
+
+    Understanding learns to read the whole world outside the evaluation scenes, the way a real model's
+    captioning data is broader than its text-to-image prompts; text-to-image still sees only `train_prompts`.
+    """
+    vocab, forbidden = shapes_vocabulary(), forbidden_training_prompts()
+    all_forbidden = set().union(*forbidden.values())
+    records = []
+    for tag in TRAIN_TAGS:
+        available = WORLD_PROMPTS_PER_TAG[tag] - len(forbidden.get(tag, ()))
+        records += generate_prompts(available, TRAIN_SEED, tags=[tag], vocabulary=vocab, exclude_prompts=all_forbidden)
+    return tuple(records)
+
+
+@lru_cache(maxsize=1)
 def eval_prompts() -> tuple[dict, ...]:
     """The fixed shapes-world evaluation prompts (`unirl_cli/data/shapes/evaluation_metadata.jsonl`)."""
     return _read_packaged(EVAL_FILE)
