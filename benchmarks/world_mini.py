@@ -40,7 +40,7 @@ def main() -> None:
     model = load_model(args.model, device="cpu", dtype="float32")
     start = time.time()
     evaluation = understanding_accuracy(model, eval_prompts(), args.renders)
-    training = understanding_accuracy(model, train_prompts()[::4], args.renders)  # every 4th: a tag-spread sample
+    training = understanding_accuracy(model, train_prompts(), args.renders)
     print(f"{'tag':<16}{'evaluation scenes':>20}{'training scenes':>18}")
     for tag in evaluation:
         seen = f"{training[tag]:.3f}" if tag in training else "-"
