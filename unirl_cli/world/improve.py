@@ -55,16 +55,13 @@ def objects_per_image(eval_dir: Path) -> float:
     """
     from PIL import Image
 
-    from unirl_cli.world.detector import detect_objects
-    from unirl_cli.world.spec import IMAGE_SIZE
+    from unirl_cli.eval.geneval.config import GenevalThresholds
+    from unirl_cli.world.suite import detect_images
 
-    counts = []
+    cutoff, counts = GenevalThresholds().threshold, []  # GenEval's own cut-off for keeping a detection
     for path in sorted(Path(eval_dir).glob("*/samples/*.png")):
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
-        if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
-            rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
-        counts.append(sum(1 for found in detect_objects(rgb) if found.score > 0.3))
+            counts.append(sum(1 for found in detect_images([image])[0] if found.score > cutoff))
     return sum(counts) / len(counts) if counts else float("nan")
 
 
