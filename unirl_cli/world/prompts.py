@@ -114,13 +114,7 @@ def understanding_prompts() -> tuple[dict, ...]:
     Understanding learns to read the whole world outside the evaluation scenes, the way a real model's
     captioning data is broader than its text-to-image prompts; text-to-image still sees only `train_prompts`.
     """
-    vocab, forbidden = shapes_vocabulary(), forbidden_training_prompts()
-    all_forbidden = set().union(*forbidden.values())
-    records = []
-    for tag in TRAIN_TAGS:
-        available = WORLD_PROMPTS_PER_TAG[tag] - len(forbidden.get(tag, ()))
-        records += generate_prompts(available, TRAIN_SEED, tags=[tag], vocabulary=vocab, exclude_prompts=all_forbidden)
-    return tuple(records)
+    return tuple(build_train_prompts(color_attr_prompts=WORLD_PROMPTS_PER_TAG["color_attr"]))
 
 
 @lru_cache(maxsize=1)
