@@ -1,6 +1,8 @@
 """How well a shapes-world model understands correct renders: greedy answers to each prompt's question about
-its rendered scene, matched with unirl's answer matcher, per tag; on the evaluation prompts (scenes no stage of
-pretraining saw) and on the training prompts (scenes the understanding stages saw, new renders).
+its rendered scene, matched with unirl's answer matcher (the world's vocabulary), per tag; on the evaluation
+prompts (scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw,
+new renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where
+the answer must be the scene's truthful description (`world.describe`) word for word.
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
@@ -8,14 +10,17 @@ pretraining saw) and on the training prompts (scenes the understanding stages sa
 from __future__ import annotations
 
 import argparse
+import random
 import time
 
 import torch
 
 from unirl_cli.data.matching import match_answer
 from unirl_cli.models.loading import load_model
-from unirl_cli.world.prompts import eval_prompts, train_prompts
-from unirl_cli.world.render import render_scene
+from unirl_cli.data.qa import TAGS
+from unirl_cli.world.describe import truthful_qa
+from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts
+from unirl_cli.world.render import draw_scene, render_scene
 
 
 def understanding_accuracy(model, records, renders_per_prompt: int = 2, batch_size: int = 32) -> dict[str, float]:
@@ -27,26 +32,44 @@ def understanding_accuracy(model, records, renders_per_prompt: int = 2, batch_si
         answers = model.answer_questions([image for _, image in batch], [r["question"] for r, _ in batch],
                                          max_new_tokens=16)
         for (record, _), answer in zip(batch, answers):
-            scores.setdefault(record["tag"], []).append(match_answer(record["tag"], record, answer))
+            scores.setdefault(record["tag"], []).append(
+                match_answer(record["tag"], record, answer, vocabulary=shapes_vocabulary()))
     return {tag: sum(values) / len(values) for tag, values in scores.items()}
+
+
+def truthful_accuracy(model, num_scenes: int = 300, seed: int = 123, batch_size: int = 32) -> dict[str, float]:
+    """Per tag, the share of random scenes whose greedy answer is exactly their truthful description."""
+    rng = random.Random(seed)
+    jobs = [truthful_qa(rng, TAGS) for _ in range(num_scenes)]
+    scores: dict[str, list[float]] = {}
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        answers = model.answer_questions([draw_scene(objects) for objects, _ in batch],
+                                         [record["question"] for _, record in batch], max_new_tokens=24)
+        for (_, record), answer in zip(batch, answers):
+            scores.setdefault(record["tag"], []).append(float(answer.strip() == record["answer"]))
+    return {tag: sum(scores[tag]) / len(scores[tag]) for tag in TAGS if tag in scores}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mini")
     parser.add_argument("--renders", type=int, default=2)
+    parser.add_argument("--random-scenes", type=int, default=300)
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = load_model(args.model, device="cpu", dtype="float32")
     start = time.time()
     evaluation = understanding_accuracy(model, eval_prompts(), args.renders)
     training = understanding_accuracy(model, train_prompts(), args.renders)
-    print(f"{'tag':<16}{'evaluation scenes':>20}{'training scenes':>18}")
+    truthful = truthful_accuracy(model, args.random_scenes)
+    print(f"{'tag':<16}{'evaluation scenes':>20}{'training scenes':>18}{'random scenes':>16}")
     for tag in evaluation:
         seen = f"{training[tag]:.3f}" if tag in training else "-"
-        print(f"{tag:<16}{evaluation[tag]:>20.3f}{seen:>18}")
+        print(f"{tag:<16}{evaluation[tag]:>20.3f}{seen:>18}{truthful[tag]:>16.3f}")
     print(f"{'mean':<16}{sum(evaluation.values()) / len(evaluation):>20.3f}"
-          f"{sum(training.values()) / len(training):>18.3f}   ({time.time() - start:.0f}s)")
+          f"{sum(training.values()) / len(training):>18.3f}{sum(truthful.values()) / len(truthful):>16.3f}"
+          f"   ({time.time() - start:.0f}s)")
 
 
 if __name__ == "__main__":

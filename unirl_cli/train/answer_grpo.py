@@ -43,7 +43,7 @@ class AnswerPart:
 
 def sample_answer_groups(policy: UnifiedModel, batch: RolloutBatch, answers_per_image: int, temperature: float,
                          max_new_tokens: int, micro_batch_size: int, scale_rewards: str,
-                         partial_credit: bool) -> AnswerGroups:
+                         partial_credit: bool, vocabulary: str = "default") -> AnswerGroups:
     """Sample K answers per image (no gradients), reward them with the matcher, group-normalise per image."""
     tokens = batch.rollout.image_tokens.repeat_interleave(answers_per_image, dim=0)
     records = [record for record in batch.records for _ in range(answers_per_image)]
@@ -55,7 +55,7 @@ def sample_answer_groups(policy: UnifiedModel, batch: RolloutBatch, answers_per_
             answers.extend(policy.answer_questions(tokens[part.start:part.stop], questions[part.start:part.stop],
                                                    max_new_tokens=max_new_tokens, greedy=False,
                                                    temperature=temperature, seeds=seeds[part.start:part.stop]))
-    rewards = SelfAnswerReward(partial_credit)(RolloutBatch(records=records, rollout=batch.rollout, answers=answers))
+    rewards = SelfAnswerReward(partial_credit, vocabulary)(RolloutBatch(records=records, rollout=batch.rollout, answers=answers))
     return AnswerGroups(tokens, questions, answers, group_advantages(rewards, answers_per_image, scale_rewards), rewards)
 
 

@@ -151,7 +151,7 @@ def _attach_answer_parts(ctx: RunContext, batch: RolloutBatch, micro_batches: li
     config = ctx.config
     groups = sample_answer_groups(ctx.policy, batch, config.grpo.answers_per_image, config.grpo.answer_temperature,
                                   config.answer.max_new_tokens, config.micro_batch_size, config.grpo.scale_rewards,
-                                  config.answer.partial_credit)
+                                  config.answer.partial_credit, config.reward.vocabulary)
     image_ranges = chunks(len(batch.records), config.micro_batch_size)
     parts = answer_parts(groups, image_ranges, config.grpo.answers_per_image, config.grpo.answer_weight, ctx.device)
     with ctx.accelerator.autocast():

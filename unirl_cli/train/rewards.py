@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 
 import torch
 
+from unirl_cli.errors import UnirlError
 from unirl_cli.models.base import ImageRollout
 from unirl_cli.train.config import RewardConfig
 
@@ -35,19 +36,35 @@ class RewardFunction(Protocol):
     def __call__(self, batch: RolloutBatch) -> torch.Tensor: ...
 
 
+def answer_vocabulary(name: str):
+    """The matcher's Vocabulary for a `reward.vocabulary` name (None = the matcher's default)."""
+    if name == "default":
+        return None
+    if name == "shapes":
+        from unirl_cli.world.prompts import shapes_vocabulary
+
+        return shapes_vocabulary()
+    raise UnirlError(f"unknown answer vocabulary {name!r}; use default or shapes")
+
+
 class SelfAnswerReward:
-    """1 if the model's own answer matches the ground truth (or the matched fraction with partial credit)."""
+    """1 if the model's own answer matches the ground truth (or the matched fraction with partial credit).
+
+    `vocabulary` is the matcher's list of objects: an answer naming one that the prompt did not ask for is
+    wrong, so it must hold every object the model can name (the shapes world's shapes are not in the default).
+    """
 
     needs_answers = True
 
-    def __init__(self, partial_credit: bool = False) -> None:
+    def __init__(self, partial_credit: bool = False, vocabulary: str = "default") -> None:
         from unirl_cli.data.matching import match_answer
 
         self._match = match_answer
         self.partial_credit = partial_credit
+        self.vocabulary = answer_vocabulary(vocabulary)
 
     def __call__(self, batch: RolloutBatch) -> torch.Tensor:
-        scores = [self._match(record["tag"], record, answer, partial=self.partial_credit)
+        scores = [self._match(record["tag"], record, answer, partial=self.partial_credit, vocabulary=self.vocabulary)
                   for record, answer in zip(batch.records, batch.answers)]
         return torch.tensor(scores, dtype=torch.float32)
 
@@ -101,7 +118,7 @@ def build_reward(config: RewardConfig, partial_credit: bool = False, device: str
     """The reward a config asks for; raises UnirlError for a source that cannot be loaded."""
     parts: list[tuple[float, RewardFunction]] = []
     if config.self_weight:
-        parts.append((config.self_weight, SelfAnswerReward(partial_credit)))
+        parts.append((config.self_weight, SelfAnswerReward(partial_credit, config.vocabulary)))
     if config.judge_weight:
         parts.append((config.judge_weight, JudgeReward(str(config.judge_model), device)))
     if config.detector_weight:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from unirl_cli.world.prompts import train_prompts, understanding_prompts
-from unirl_cli.world.render import render_scene
+from unirl_cli.world.render import draw_scene, render_scene
 from unirl_cli.world.spec import SHAPES
 from unirl_cli.world.vision_train import train_vision_encoder, whiten_into_aligner
 from unirl_cli.world.vq_train import train_vq
@@ -48,6 +48,7 @@ class PretrainSettings:
     reading_qa_batch_size: int = 32
     reading_t2i_batch_size: int = 8  # keeps text-to-image from drifting while understanding trains
     reading_learning_rate: float = 1e-3
+    reading_truthful_share: float = 0.5  # reading questions about random scenes, answered with what they show
     max_lm_steps: int = 100_000
     max_vq_steps: int = 100_000
     max_vision_steps: int = 100_000
@@ -106,9 +107,22 @@ def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> 
         by_tag.setdefault(record["tag"], []).append(record)
     tags = sorted(by_tag)
     chosen = [rng.choice(by_tag[rng.choice(tags)]) for _ in range(count)]
-    images = [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen]
-    codes = torch.cat([model.encode_images(images[i:i + 64]) for i in range(0, count, 64)])
-    return [Scene(record, image, code) for record, image, code in zip(chosen, images, codes)]
+    return _tokenised(model, chosen, [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen])
+
+
+def build_truthful_scenes(model, count: int, rng: random.Random) -> list[Scene]:
+    """`count` random scenes (1-6 shapes), each with one of the six questions answered with what it shows
+    (`world.describe`), so that understanding reads images that do not match any prompt, as generated ones do."""
+    from unirl_cli.data.qa import TAGS
+    from unirl_cli.world.describe import truthful_qa
+
+    pairs = [truthful_qa(rng, TAGS) for _ in range(count)]
+    return _tokenised(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
+
+
+def _tokenised(model, records: list[dict], images: list) -> list[Scene]:
+    codes = torch.cat([model.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)])
+    return [Scene(record, image, code) for record, image, code in zip(records, images, codes)]
 
 
 def image_token_loss(model, prompts: list[str], codes: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -190,7 +204,9 @@ def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, secon
                report: PretrainReport, log: Callable[[str], None]) -> None:
     """The reading stage: questions about the whole non-evaluation world, a few text-to-image examples."""
     rng = random.Random(settings.seed + 2)
-    reading_scenes = build_scenes(model, reading_records(), settings.num_reading_scenes, rng)
+    truthful = round(settings.num_reading_scenes * settings.reading_truthful_share)
+    reading_scenes = (build_scenes(model, reading_records(), settings.num_reading_scenes - truthful, rng)
+                      + build_truthful_scenes(model, truthful, rng))
     stage = LmStage("reading", settings.reading_t2i_batch_size, settings.reading_qa_batch_size,
                     settings.reading_learning_rate, 30, max(seconds, 1.0), settings.max_reading_steps)
     report.reading_steps, report.reading_seconds, history = train_language_model(

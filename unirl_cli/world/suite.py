@@ -48,5 +48,11 @@ def build_shapes_judge(config: EvalGenevalConfig) -> ModelJudge:
     return ModelJudge(detect_images, label_colors)
 
 
+def _shapes_vocabulary():
+    from unirl_cli.world.prompts import shapes_vocabulary
+
+    return shapes_vocabulary()
+
+
 register_suite(Suite("shapes", "the shapes world: 134 prompts over 6 shapes x 10 colours, classical detector",
-                     _load_metadata, build_shapes_judge))
+                     _load_metadata, build_shapes_judge, answer_vocabulary=_shapes_vocabulary))

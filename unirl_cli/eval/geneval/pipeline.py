@@ -144,6 +144,7 @@ def evaluate_folder(config: EvalGenevalConfig, images_dir: Path, out_dir: Path, 
     write_records(out_dir / "results.jsonl", records)
     summary = {**summarize(records), **_run_context(config, images_dir)}
     if config.understanding:
+        matcher = matcher or _suite_matcher(suite)
         summary["understanding"] = _understanding(config, model, jobs, records, out_dir, reporter, matcher)
     write_json_atomic(out_dir / "summary.json", summary)
     save_chart(summary, out_dir / "geneval.png")
@@ -168,6 +169,17 @@ def _run_context(config: EvalGenevalConfig, images_dir: Path) -> dict:
     else:
         context.update(model=f"images from {images_dir}")
     return context
+
+
+def _suite_matcher(suite):
+    """unirl's answer matcher over the suite's own objects, or None for the default matcher."""
+    if suite.answer_vocabulary is None:
+        return None
+    from functools import partial
+
+    from unirl_cli.data.matching import match_answer
+
+    return partial(match_answer, vocabulary=suite.answer_vocabulary())
 
 
 def _understanding(config, model, jobs, records, out_dir: Path, reporter: Reporter, matcher) -> dict:

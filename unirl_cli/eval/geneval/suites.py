@@ -37,6 +37,8 @@ class Suite:
     build_judge: Callable[[EvalGenevalConfig], Judge]
     # Cheap checks run before any generation (e.g. that the judge's weights are on disk).
     preflight: Optional[Callable[[EvalGenevalConfig], None]] = None
+    # The objects the answer matcher recognises (None: its default), so that naming an extra one is wrong.
+    answer_vocabulary: Optional[Callable[[], object]] = None
 
 
 @dataclass
