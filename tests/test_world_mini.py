@@ -87,14 +87,15 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     from unirl_cli.models.loading import load_model
     from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
 
-    settings = PretrainSettings(minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1, num_scenes=24,
+    settings = PretrainSettings(minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1, truthful_share=0.1,
+                                num_scenes=24,
                                 batch_size=4, max_vq_steps=3,
                                 max_vision_steps=3, max_lm_steps=3, num_reading_scenes=24, reading_qa_batch_size=4,
                                 reading_t2i_batch_size=2, max_reading_steps=2)
     report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
     # Stages stop at their step cap or time share, whichever comes first (a loaded machine gets fewer steps).
-    steps = (report.vq_steps, report.vision_steps, report.lm_steps, report.reading_steps)
-    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2))), steps
+    steps = (report.vq_steps, report.vision_steps, report.lm_steps, report.reading_steps, report.truthful_steps)
+    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2))), steps
     assert (tmp_path / "mini" / "pretrain_report.json").is_file()
     model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
     assert model.num_image_tokens == 64 and model.image_size == 64
@@ -155,3 +156,25 @@ def test_detector_reads_the_shipped_vq_reconstructions():
         right += sum(min(found.count(w), wanted.count(w)) for w in set(wanted))
         total += max(len(found), len(wanted))
     assert right / total >= 0.99
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
+def test_shipped_mini_says_what_a_one_shape_image_shows_when_asked_for_two_items():
+    # The reward hack the truthful reading stage removed: a reader that recites the prompt's template names two
+    # objects in any image, so a generator can earn the two-object reward with one shape (README, 'The shapes world').
+    import random
+
+    from unirl_cli.data.qa import question_for
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.describe import describe
+    from unirl_cli.world.render import SceneObject, draw_scene
+    from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+
+    rng = random.Random(1)
+    scenes = [[SceneObject(rng.choice(SHAPES), rng.choice(COLOR_NAMES), rng.randrange(4), rng.randrange(4))]
+              for _ in range(24)]
+    model = load_model("mini", device="cpu", dtype="float32")
+    answers = model.answer_questions([draw_scene(s) for s in scenes], [question_for("two_object")] * 24,
+                                     max_new_tokens=16)
+    truthful = sum(answer.strip() == describe("two_object", scene) for answer, scene in zip(answers, scenes))
+    assert truthful >= 20, list(zip(answers, scenes))

@@ -18,7 +18,7 @@ app.add_typer(world_app, name="world")
 @world_app.command("pretrain")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
-    minutes: float = typer.Option(38.0, "--minutes", help="Wall-clock budget of all four stages (VQ, encoder, LM, reading)."),
+    minutes: float = typer.Option(44.0, "--minutes", help="Wall-clock budget of all five stages (VQ, encoder, LM, reading, truthful reading)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
@@ -37,7 +37,9 @@ def pretrain(
     stdout.print(f"mini model written to {out}: VQ {report.vq_steps} steps ({report.vq_seconds / 60:.1f} min), "
                  f"LM {report.lm_steps} steps ({report.lm_seconds / 60:.1f} min), image-token loss "
                  f"{report.image_loss:.3f}, answer loss {report.answer_loss:.3f}; reading {report.reading_steps} "
-                 f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}")
+                 f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}; "
+                 f"truthful reading {report.truthful_steps} steps ({report.truthful_seconds / 60:.1f} min), "
+                 f"answer loss {report.truthful_answer_loss:.3f}")
 
 
 @world_app.command("render")

@@ -1,5 +1,6 @@
 """`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
-encoder, the LM on both tasks, then a reading stage that widens understanding to the whole world).
+encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
+reading stage in which half the questions are about random scenes, answered with what they show).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -37,10 +38,11 @@ class PretrainSettings:
     """Budget and optimiser of one pretraining run (defaults: the shipped `mini`)."""
 
     seed: int = 0
-    minutes: float = 38.0
-    vq_share: float = 0.26  # of the time budget
-    vision_share: float = 0.04
-    reading_share: float = 0.21  # the last stage; the LM on both tasks gets what is left
+    minutes: float = 44.0
+    vq_share: float = 0.225  # of the time budget
+    vision_share: float = 0.035
+    reading_share: float = 0.18  # the LM on both tasks gets what the other stages leave
+    truthful_share: float = 0.14  # the last stage: reading again, half of it questions about random scenes
     num_scenes: int = 3000  # per task for the LM stage
     batch_size: int = 16
     learning_rate: float = 2e-3
@@ -48,7 +50,7 @@ class PretrainSettings:
     reading_qa_batch_size: int = 32
     reading_t2i_batch_size: int = 8  # keeps text-to-image from drifting while understanding trains
     reading_learning_rate: float = 1e-3
-    reading_truthful_share: float = 0.5  # reading questions about random scenes, answered with what they show
+    truthful_questions: float = 0.5  # of the last stage's scenes: random scenes, answered with what they show
     max_lm_steps: int = 100_000
     max_vq_steps: int = 100_000
     max_vision_steps: int = 100_000
@@ -73,6 +75,9 @@ class PretrainReport:
     reading_steps: int = 0
     reading_seconds: float = 0.0
     reading_answer_loss: float = float("nan")
+    truthful_steps: int = 0
+    truthful_seconds: float = 0.0
+    truthful_answer_loss: float = float("nan")
     history: list = field(default_factory=list)
 
 
@@ -121,6 +126,8 @@ def build_truthful_scenes(model, count: int, rng: random.Random) -> list[Scene]:
 
 
 def _tokenised(model, records: list[dict], images: list) -> list[Scene]:
+    if not images:
+        return []
     codes = torch.cat([model.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)])
     return [Scene(record, image, code) for record, image, code in zip(records, images, codes)]
 
@@ -200,20 +207,21 @@ def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene],
     return step, time.time() - start, history
 
 
-def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, seconds: float,
-               report: PretrainReport, log: Callable[[str], None]) -> None:
-    """The reading stage: questions about the whole non-evaluation world, a few text-to-image examples."""
+def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, seconds: float, truthful_share: float,
+               name: str, log: Callable[[str], None]) -> tuple[int, float, list[dict]]:
+    """A reading stage: questions about the whole non-evaluation world (a `truthful_share` of them about random
+    scenes, answered with what they show), a few text-to-image examples; returns (steps, seconds, history)."""
     rng = random.Random(settings.seed + 2)
-    truthful = round(settings.num_reading_scenes * settings.reading_truthful_share)
+    truthful = round(settings.num_reading_scenes * truthful_share)
     reading_scenes = (build_scenes(model, reading_records(), settings.num_reading_scenes - truthful, rng)
                       + build_truthful_scenes(model, truthful, rng))
-    stage = LmStage("reading", settings.reading_t2i_batch_size, settings.reading_qa_batch_size,
+    stage = LmStage(name, settings.reading_t2i_batch_size, settings.reading_qa_batch_size,
                     settings.reading_learning_rate, 30, max(seconds, 1.0), settings.max_reading_steps)
-    report.reading_steps, report.reading_seconds, history = train_language_model(
-        model, t2i_scenes, reading_scenes, stage, rng, log)
-    report.history += history
-    if history:
-        report.reading_answer_loss = history[-1]["answer_loss"]
+    return train_language_model(model, t2i_scenes, reading_scenes, stage, rng, log)
+
+
+def _last_answer_loss(history: list[dict]) -> float:
+    return history[-1]["answer_loss"] if history else float("nan")
 
 
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
@@ -247,7 +255,9 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     qa_scenes = build_scenes(model, understanding_records(), settings.num_scenes, rng)
     log(f"rendered and tokenised {2 * settings.num_scenes} scenes in {time.time() - data_start:.0f}s")
     reading_seconds = settings.reading_share * total_seconds
-    remaining = total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start) - reading_seconds
+    truthful_seconds = settings.truthful_share * total_seconds
+    remaining = (total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
+                 - reading_seconds - truthful_seconds)
     lm = LmStage("lm", settings.batch_size, settings.batch_size, settings.learning_rate, 50, max(remaining, 1.0),
                  settings.max_lm_steps)
     report.lm_steps, report.lm_seconds, history = train_language_model(
@@ -255,7 +265,12 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     report.history += history
     if history:
         report.image_loss, report.answer_loss = history[-1]["image_loss"], history[-1]["answer_loss"]
-    read_stage(model, t2i_scenes, settings, reading_seconds, report, log)
+    report.reading_steps, report.reading_seconds, history = read_stage(
+        model, t2i_scenes, settings, reading_seconds, 0.0, "reading", log)
+    report.reading_answer_loss, report.history = _last_answer_loss(history), report.history + history
+    report.truthful_steps, report.truthful_seconds, history = read_stage(
+        model, t2i_scenes, settings, truthful_seconds, settings.truthful_questions, "truthful", log)
+    report.truthful_answer_loss, report.history = _last_answer_loss(history), report.history + history
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
