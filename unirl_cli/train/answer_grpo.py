@@ -55,7 +55,8 @@ def sample_answer_groups(policy: UnifiedModel, batch: RolloutBatch, answers_per_
             answers.extend(policy.answer_questions(tokens[part.start:part.stop], questions[part.start:part.stop],
                                                    max_new_tokens=max_new_tokens, greedy=False,
                                                    temperature=temperature, seeds=seeds[part.start:part.stop]))
-    rewards = SelfAnswerReward(partial_credit, vocabulary)(RolloutBatch(records=records, rollout=batch.rollout, answers=answers))
+    reward = SelfAnswerReward(partial_credit, vocabulary)
+    rewards = reward(RolloutBatch(records=records, rollout=batch.rollout, answers=answers))
     return AnswerGroups(tokens, questions, answers, group_advantages(rewards, answers_per_image, scale_rewards), rewards)
 
 
