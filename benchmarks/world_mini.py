@@ -23,32 +23,31 @@ from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_promp
 from unirl_cli.world.render import draw_scene, render_scene
 
 
-def understanding_accuracy(model, records, renders_per_prompt: int = 2, batch_size: int = 32) -> dict[str, float]:
-    """Per tag, the share of rendered scenes of `records` whose greedy answer states every required fact."""
-    jobs = [(record, render_scene(record, 10_000 + seed)[0]) for record in records for seed in range(renders_per_prompt)]
+def answer_accuracy(model, jobs, is_right, batch_size: int = 32, max_new_tokens: int = 16) -> dict[str, float]:
+    """Per tag, the share of (record, image) jobs whose greedy answer `is_right(record, answer)` accepts."""
     scores: dict[str, list[float]] = {}
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
         answers = model.answer_questions([image for _, image in batch], [r["question"] for r, _ in batch],
-                                         max_new_tokens=16)
+                                         max_new_tokens=max_new_tokens)
         for (record, _), answer in zip(batch, answers):
-            scores.setdefault(record["tag"], []).append(
-                match_answer(record["tag"], record, answer, vocabulary=shapes_vocabulary()))
-    return {tag: sum(values) / len(values) for tag, values in scores.items()}
+            scores.setdefault(record["tag"], []).append(float(is_right(record, answer)))
+    return {tag: sum(scores[tag]) / len(scores[tag]) for tag in TAGS if tag in scores}
 
 
-def truthful_accuracy(model, num_scenes: int = 300, seed: int = 123, batch_size: int = 32) -> dict[str, float]:
+def understanding_accuracy(model, records, renders_per_prompt: int = 2) -> dict[str, float]:
+    """Per tag, the share of rendered scenes of `records` whose greedy answer states every required fact."""
+    jobs = [(record, render_scene(record, 10_000 + seed)[0]) for record in records for seed in range(renders_per_prompt)]
+    vocabulary = shapes_vocabulary()
+    return answer_accuracy(model, jobs, lambda record, answer: match_answer(
+        record["tag"], record, answer, vocabulary=vocabulary))
+
+
+def truthful_accuracy(model, num_scenes: int = 300, seed: int = 123) -> dict[str, float]:
     """Per tag, the share of random scenes whose greedy answer is exactly their truthful description."""
     rng = random.Random(seed)
-    jobs = [truthful_qa(rng, TAGS) for _ in range(num_scenes)]
-    scores: dict[str, list[float]] = {}
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start:start + batch_size]
-        answers = model.answer_questions([draw_scene(objects) for objects, _ in batch],
-                                         [record["question"] for _, record in batch], max_new_tokens=24)
-        for (_, record), answer in zip(batch, answers):
-            scores.setdefault(record["tag"], []).append(float(answer.strip() == record["answer"]))
-    return {tag: sum(scores[tag]) / len(scores[tag]) for tag in TAGS if tag in scores}
+    jobs = [(record, draw_scene(objects)) for objects, record in (truthful_qa(rng, TAGS) for _ in range(num_scenes))]
+    return answer_accuracy(model, jobs, lambda record, answer: answer.strip() == record["answer"], max_new_tokens=24)
 
 
 def main() -> None:

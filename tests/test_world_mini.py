@@ -167,12 +167,10 @@ def test_shipped_mini_says_what_a_one_shape_image_shows_when_asked_for_two_items
     from unirl_cli.data.qa import question_for
     from unirl_cli.models.loading import load_model
     from unirl_cli.world.describe import describe
-    from unirl_cli.world.render import SceneObject, draw_scene
-    from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+    from unirl_cli.world.render import draw_scene, random_scene
 
     rng = random.Random(1)
-    scenes = [[SceneObject(rng.choice(SHAPES), rng.choice(COLOR_NAMES), rng.randrange(4), rng.randrange(4))]
-              for _ in range(24)]
+    scenes = [random_scene(rng, max_objects=1) for _ in range(24)]
     model = load_model("mini", device="cpu", dtype="float32")
     answers = model.answer_questions([draw_scene(s) for s in scenes], [question_for("two_object")] * 24,
                                      max_new_tokens=16)
