@@ -5,6 +5,9 @@ each, on a 2-core machine), then prints a markdown table (mean +- standard devia
 the self-reward curves (mean over seeds, moving average) to a PNG.
 
     python benchmarks/self_improvement.py --methods grpo sft --seeds 0 1 2 --out outputs/self_improvement
+
+A method may carry its own overrides, to compare variants of a recipe side by side:
+`--methods grpo grpo:grpo.answer_weight=1 sft` (comma-separated key=value after the colon).
 """
 
 from __future__ import annotations
@@ -23,18 +26,28 @@ HEADER = ("single", "two", "counting", "colours", "position", "colour attr.", "o
           "objects/image")
 
 
-def run_one(method: str, seed: int, steps: int | None, out: Path, extra: list[str]) -> tuple[Path, float]:
-    """One `unirl world improve` run in its own folder; (folder, seconds). Skips a finished run."""
-    folder = out / f"{method}-seed{seed}"
+def run_one(spec: str, seed: int, steps: int | None, out: Path, extra: list[str]) -> tuple[Path, float]:
+    """One `unirl world improve` run of `spec` ("grpo", or "grpo:key=value,...") in its own folder;
+    (folder, seconds). Skips a finished run."""
+    method, _, overrides = spec.partition(":")
+    name = f"{spec.replace(':', '_').replace(',', '_')}-seed{seed}"
+    folder = out / name
     if (folder / "after" / "summary.json").exists():
         return folder, float("nan")
     command = ["unirl", "world", "improve", "--method", method, "--seed", str(seed), "--out", str(folder),
-               "--threads", "1", *(["--steps", str(steps)] if steps else []), *extra]
+               "--threads", "1", *(["--steps", str(steps)] if steps else []), *extra,
+               *(overrides.split(",") if overrides else [])]
     started = time.time()
-    log = (out / f"{method}-seed{seed}.log").open("w")
+    log = (out / f"{name}.log").open("w")
     subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})
     return folder, time.time() - started
+
+
+def label(spec: str) -> str:
+    """"GRPO" for "grpo", "GRPO grpo.answer_weight=0" for "grpo:grpo.answer_weight=0"."""
+    method, _, overrides = spec.partition(":")
+    return f"{method.upper()} {overrides.replace(',', ' ')}".strip()
 
 
 def row_values(eval_dir: Path) -> list[float]:
@@ -75,7 +88,7 @@ def plot_rewards(curves: dict[str, list[list[float]]], path: Path, window: int =
         length = min(len(run) for run in runs)
         mean = [statistics.fmean(run[i] for run in runs) for i in range(length)]
         smooth = [statistics.fmean(mean[max(0, i - window + 1): i + 1]) for i in range(length)]
-        axis.plot(range(1, length + 1), smooth, label=f"{method.upper()} ({len(runs)} seeds)")
+        axis.plot(range(1, length + 1), smooth, label=f"{label(method)} ({len(runs)} seeds)")
     axis.set_xlabel("training step")
     axis.set_ylabel(f"self-reward (mean, {window}-step avg)")
     axis.set_title("mini in the shapes world: the model's own answers as reward")
@@ -109,7 +122,7 @@ def main() -> None:
         rows = [row_values(folder / "after") for folder, _ in runs]
         times = [seconds for _, seconds in runs if seconds == seconds]
         minutes = f"{statistics.fmean(times) / 60:.1f} min" if times else "-"
-        print(f"| + {method.upper()} ({len(rows)} seeds) | " + " | ".join(mean_spread(rows)) + f" | {minutes} |")
+        print(f"| + {label(method)} ({len(rows)} seeds) | " + " | ".join(mean_spread(rows)) + f" | {minutes} |")
         curves[method] = [reward_curve(folder / "train" / "metrics.jsonl") for folder, _ in runs]
     plot_path = args.plot or args.out / "reward_curve.png"
     plot_rewards(curves, plot_path)

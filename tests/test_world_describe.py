@@ -9,7 +9,7 @@ import pytest
 
 from unirl_cli.data.matching import match_answer
 from unirl_cli.data.qa import TAGS, question_for
-from unirl_cli.world.describe import describe, is_eval_scene, relations, truthful_qa
+from unirl_cli.world.describe import caption, captioned_scene, describe, is_eval_scene, relations, truthful_qa
 from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts, understanding_prompts
 from unirl_cli.world.render import SceneObject, layout_scene
 
@@ -62,6 +62,27 @@ def test_truthful_questions_avoid_evaluation_scenes_and_ask_every_tag(seed):
         assert record["question"] == question_for(record["tag"])
         assert record["answer"] == describe(record["tag"], objects)
     assert set(tags) == set(TAGS)
+
+
+def test_a_caption_counts_by_colour_and_class_in_raster_order():
+    scene = [SceneObject("circle", "yellow", 2, 0), SceneObject("diamond", "yellow", 0, 3),
+             SceneObject("diamond", "yellow", 1, 1), SceneObject("circle", "orange", 3, 3)]
+    assert caption(scene) == "a photo of two yellow diamonds, a yellow circle and an orange circle"
+    assert caption(scene[:1]) == "a photo of a yellow circle"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_captioned_scenes_avoid_every_evaluation_scene_and_are_mostly_one_colour(seed):
+    rng, one_colour = random.Random(seed), 0
+    for _ in range(400):
+        objects, text = captioned_scene(rng, monochrome_share=0.8)
+        assert 2 <= len(objects) <= 4 and max(Counter(o.class_name for o in objects).values()) <= 4
+        assert not any(is_eval_scene(objects, tag) for tag in TAGS), text
+        assert text == caption(objects)
+        one_colour += len({o.color for o in objects}) == 1
+    assert 0.75 < one_colour / 400 < 0.9  # 0.8 made one colour, plus the few random scenes that already were
+    evaluation_scene = layout_scene(next(r for r in eval_prompts() if r["tag"] == "color_attr"), seed=0)
+    assert any(is_eval_scene(evaluation_scene, tag) for tag in TAGS)  # the kind of scene the loop above rejects
 
 
 def test_the_self_reward_and_the_shapes_suite_count_extra_shapes_against_an_answer():

@@ -18,7 +18,7 @@ app.add_typer(world_app, name="world")
 @world_app.command("pretrain")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
-    minutes: float = typer.Option(44.0, "--minutes", help="Wall-clock budget of all five stages (VQ, encoder, LM, reading, truthful reading)."),
+    minutes: float = typer.Option(62.0, "--minutes", help="Wall-clock budget of all six stages (VQ, encoder, LM, reading, truthful reading, captions)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
@@ -39,7 +39,8 @@ def pretrain(
                  f"{report.image_loss:.3f}, answer loss {report.answer_loss:.3f}; reading {report.reading_steps} "
                  f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}; "
                  f"truthful reading {report.truthful_steps} steps ({report.truthful_seconds / 60:.1f} min), "
-                 f"answer loss {report.truthful_answer_loss:.3f}")
+                 f"answer loss {report.truthful_answer_loss:.3f}; captions {report.caption_steps} steps "
+                 f"({report.caption_seconds / 60:.1f} min), image-token loss {report.caption_image_loss:.3f}")
 
 
 @world_app.command("render")

@@ -37,6 +37,14 @@ def colored_list(objects: Sequence[SceneObject]) -> str:
     return _join([with_article(f"{obj.color} {obj.class_name}") for obj in objects])
 
 
+def caption(objects: Sequence[SceneObject]) -> str:
+    """A text-to-image caption of any scene, objects counted by colour and class in raster order:
+    "a photo of two yellow diamonds and a yellow circle"."""
+    in_raster_order = sorted(objects, key=lambda obj: (obj.row, obj.col))
+    groups = Counter((obj.color, obj.class_name) for obj in in_raster_order)
+    return "a photo of " + _join([count_phrase(f"{color} {name}", count) for (color, name), count in groups.items()])
+
+
 def relations(subject: SceneObject, target: SceneObject) -> list[str]:
     """Every relation `subject` has to `target`, the horizontal one first (a diagonal pair has two)."""
     d_row, d_col = subject.row - target.row, subject.col - target.col
@@ -110,6 +118,26 @@ def is_eval_scene(objects: Sequence[SceneObject], tag: str) -> bool:
 
     keys = _eval_scene_keys()
     return any(scene_key(record) in keys for record in scene_records(objects) if record["tag"] == tag)
+
+
+def captioned_scene(rng: random.Random, monochrome_share: float, min_objects: int = 2,
+                    max_objects: int = 4) -> tuple[list[SceneObject], str]:
+    """A random scene of `min_objects`..`max_objects` shapes that is no evaluation scene of any tag, with its
+    caption; a `monochrome_share` of them in one colour. A one-colour scene needs no binding of words to
+    objects, so its colour word is plainly what every object's first image token must show: this is what
+    teaches the generator colour apart from shape. (One-object scenes of the evaluation's colour pairs are
+    evaluation scenes, so with `min_objects=1` only trained pairs appear alone, which a generator also learns.)"""
+    from unirl_cli.data.qa import TAGS
+
+    while True:
+        objects = random_scene(rng, max_objects)
+        if len(objects) < min_objects or max(Counter(o.class_name for o in objects).values()) > MAX_SAME_CLASS:
+            continue
+        if rng.random() < monochrome_share:
+            color = rng.choice(objects).color
+            objects = [SceneObject(obj.class_name, color, obj.row, obj.col) for obj in objects]
+        if not any(is_eval_scene(objects, tag) for tag in TAGS):
+            return objects, caption(objects)
 
 
 def truthful_qa(rng: random.Random, tags: Sequence[str], max_objects: int = 6) -> tuple[list[SceneObject], dict]:

@@ -1,6 +1,8 @@
 """`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
 encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
-reading stage in which half the questions are about random scenes, answered with what they show).
+reading stage in which half the questions are about random scenes, answered with what they show, and last a
+caption stage: text-to-image on captions of random scenes, most of them in one colour, which is what makes
+the generator compose a colour word with a shape it never saw it with).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -33,16 +35,33 @@ from unirl_cli.world.vq_train import train_vq
 UNCONDITIONAL_SHARE = 0.1
 
 
+@dataclass(frozen=True)
+class CaptionPhase:
+    """One run of the caption stage: its share of the stage's time and what its captions hold."""
+
+    time_share: float
+    min_objects: int  # 1 lets one-object captions in (only training colour pairs: the others are evaluation scenes)
+    monochrome: float  # of the captioned scenes: all objects in one colour
+    caption_share: float  # of the text-to-image scenes; the rest are training-prompt renders
+    learning_rate: float
+
+
+# The shipped mini's: first all scene sizes, mostly one colour; then no one-object scenes (the held-out colour
+# pairs never appear alone, and the model learns that absence) and more of them in one colour.
+CAPTION_PHASES = (CaptionPhase(0.45, 1, 0.6, 0.8, 2e-3), CaptionPhase(0.55, 2, 0.8, 0.9, 1e-3))
+
+
 @dataclass
 class PretrainSettings:
     """Budget and optimiser of one pretraining run (defaults: the shipped `mini`)."""
 
     seed: int = 0
-    minutes: float = 44.0
-    vq_share: float = 0.225  # of the time budget
-    vision_share: float = 0.035
-    reading_share: float = 0.18  # the LM on both tasks gets what the other stages leave
-    truthful_share: float = 0.14  # the last stage: reading again, half of it questions about random scenes
+    minutes: float = 62.0  # the shares below give the stages the minutes the shipped mini's had
+    vq_share: float = 0.16  # of the time budget
+    vision_share: float = 0.024
+    reading_share: float = 0.129  # the LM on both tasks gets what the other stages leave
+    truthful_share: float = 0.097  # the fifth stage: reading again, half of it questions about random scenes
+    caption_share: float = 0.29  # the last stage: text-to-image on captions of random scenes (18 min)
     num_scenes: int = 3000  # per task for the LM stage
     batch_size: int = 16
     learning_rate: float = 2e-3
@@ -55,6 +74,10 @@ class PretrainSettings:
     max_vq_steps: int = 100_000
     max_vision_steps: int = 100_000
     max_reading_steps: int = 100_000
+    num_caption_scenes: int = 12000  # text-to-image scenes per caption phase
+    caption_phases: tuple = field(default_factory=lambda: CAPTION_PHASES)
+    caption_t2i_batch_size: int = 32
+    caption_qa_batch_size: int = 8  # keeps understanding from drifting while the generator trains
 
 
 @dataclass
@@ -78,6 +101,9 @@ class PretrainReport:
     truthful_steps: int = 0
     truthful_seconds: float = 0.0
     truthful_answer_loss: float = float("nan")
+    caption_steps: int = 0
+    caption_seconds: float = 0.0
+    caption_image_loss: float = float("nan")
     history: list = field(default_factory=list)
 
 
@@ -123,6 +149,15 @@ def build_truthful_scenes(model, count: int, rng: random.Random) -> list[Scene]:
 
     pairs = [truthful_qa(rng, TAGS) for _ in range(count)]
     return _tokenised(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
+
+
+def build_caption_scenes(model, count: int, phase: CaptionPhase, rng: random.Random) -> list[Scene]:
+    """`count` random scenes of `phase.min_objects`-4 shapes (no evaluation scene of any tag) with their
+    captions as prompts."""
+    from unirl_cli.world.describe import captioned_scene
+
+    pairs = [captioned_scene(rng, phase.monochrome, phase.min_objects) for _ in range(count)]
+    return _tokenised(model, [{"prompt": text} for _, text in pairs], [draw_scene(objects) for objects, _ in pairs])
 
 
 def _tokenised(model, records: list[dict], images: list) -> list[Scene]:
@@ -220,6 +255,25 @@ def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, secon
     return train_language_model(model, t2i_scenes, reading_scenes, stage, rng, log)
 
 
+def caption_stage(model, settings: PretrainSettings, seconds: float,
+                  log: Callable[[str], None]) -> tuple[int, float, list[dict]]:
+    """Text-to-image on captions of random scenes (and some training prompts), with reading questions (half
+    about random scenes) so understanding stays, in `settings.caption_phases`; returns (steps, seconds, history)."""
+    steps, spent, history = 0, 0.0, []
+    for index, phase in enumerate(settings.caption_phases):
+        rng = random.Random(settings.seed + 3 + index)
+        captions = round(settings.num_caption_scenes * phase.caption_share)
+        t2i_scenes = (build_caption_scenes(model, captions, phase, rng)
+                      + build_scenes(model, list(train_prompts()), settings.num_caption_scenes - captions, rng))
+        qa_count = settings.num_caption_scenes // 4
+        qa_scenes = build_scenes(model, reading_records(), qa_count, rng) + build_truthful_scenes(model, qa_count, rng)
+        stage = LmStage(f"caption{index + 1}", settings.caption_t2i_batch_size, settings.caption_qa_batch_size,
+                        phase.learning_rate, 30, max(seconds * phase.time_share, 1.0), settings.max_reading_steps)
+        phase_steps, phase_seconds, phase_history = train_language_model(model, t2i_scenes, qa_scenes, stage, rng, log)
+        steps, spent, history = steps + phase_steps, spent + phase_seconds, history + phase_history
+    return steps, spent, history
+
+
 def _last_answer_loss(history: list[dict]) -> float:
     return history[-1]["answer_loss"] if history else float("nan")
 
@@ -256,8 +310,9 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     log(f"rendered and tokenised {2 * settings.num_scenes} scenes in {time.time() - data_start:.0f}s")
     reading_seconds = settings.reading_share * total_seconds
     truthful_seconds = settings.truthful_share * total_seconds
+    caption_seconds = settings.caption_share * total_seconds
     remaining = (total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
-                 - reading_seconds - truthful_seconds)
+                 - reading_seconds - truthful_seconds - caption_seconds)
     lm = LmStage("lm", settings.batch_size, settings.batch_size, settings.learning_rate, 50, max(remaining, 1.0),
                  settings.max_lm_steps)
     report.lm_steps, report.lm_seconds, history = train_language_model(
@@ -271,6 +326,10 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     report.truthful_steps, report.truthful_seconds, history = read_stage(
         model, t2i_scenes, settings, truthful_seconds, settings.truthful_questions, "truthful", log)
     report.truthful_answer_loss, report.history = _last_answer_loss(history), report.history + history
+    if caption_seconds > 0:
+        report.caption_steps, report.caption_seconds, history = caption_stage(model, settings, caption_seconds, log)
+        report.caption_image_loss = history[-1]["image_loss"] if history else float("nan")
+        report.history += history
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
