@@ -75,9 +75,9 @@ def mean_self_reward(model, records: list[dict], images_per_prompt: int = 8) -> 
 
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_a_short_seeded_grpo_run_on_mini_raises_its_mean_self_reward(tmp_path):
-    """GRPO with the recipe's settings on one training prompt, 32 images a step (README, 'The self-improvement
-    result': on one prompt the signal points the same way every step; over many prompts at this batch it does
-    not rise). The self-reward is measured on fresh seeds, not the rollouts trained on."""
+    """GRPO on the image tokens of one training prompt, 32 images a step, 40 steps (the recipe's 150 steps over
+    many prompts take minutes: README, 'The self-improvement result'). The self-reward is measured on fresh
+    seeds, not on the rollouts trained on."""
     from unirl_cli.config import load_config
     from unirl_cli.models.loading import load_model
     from unirl_cli.train.config import TrainConfig
@@ -90,7 +90,8 @@ def test_a_short_seeded_grpo_run_on_mini_raises_its_mean_self_reward(tmp_path):
     prompt_file.write_text(json.dumps(record) + "\n")
     config = load_config(TrainConfig, "configs/train/mini-grpo.yaml", [
         f"output_dir={tmp_path / 'run'}", "steps=40", f"prompts.file={prompt_file}", "prompts.balance_tags=false",
-        "prompts_per_step=1", "group_size=32", "optim.lr=3e-4", "log.plots=false", "log.sample_every=0"])
+        "prompts_per_step=1", "group_size=32", "micro_batch_size=32", "optim.lr=3e-4", "log.plots=false",
+        "log.sample_every=0"])
     records = load_training_prompts(config.prompts)
     before = mean_self_reward(load_model("mini", device="cpu", dtype="float32"), records, images_per_prompt=32)
     result = train(config)
