@@ -37,10 +37,9 @@ def drawn_scores(model, records: list[dict], images_per_prompt: int) -> dict[str
     """Sample each prompt with the model's own settings; the GenEval verdict, and how often the asked shape
     is drawn at all and in the asked colour (detector)."""
     judge, thresholds = build_shapes_judge(None), GenevalThresholds()
-    prompts = [r["prompt"] for r in records for _ in range(images_per_prompt)]
-    rollout = model.generate_images(prompts, seeds=list(range(len(prompts))))
-    images = model.decode_images(rollout.image_tokens)
     jobs = [r for r in records for _ in range(images_per_prompt)]
+    rollout = model.generate_images([r["prompt"] for r in jobs], seeds=list(range(len(jobs))))
+    images = model.decode_images(rollout.image_tokens)
     verdicts = judge_images(judge, images, jobs, thresholds)
     shape = coloured = 0
     for record, detections in zip(jobs, detect_images(images)):
@@ -61,15 +60,17 @@ def first_token_colour_share(model, records: list[dict]) -> float:
     shares = []
     for record in records:
         wanted = record["include"][0]
+        encoded = model.tokenizer([generation_prompt(record["prompt"])], return_tensors="pt")
         for row, col in CELLS:
             images = [draw_scene([SceneObject(wanted["class"], colour, row, col)]) for colour in COLOR_NAMES]
             codes = model.encode_images(images)
             side = int(codes.shape[1] ** 0.5)
             position = (row * side // GRID_SIZE) * side + col * side // GRID_SIZE
-            encoded = model.tokenizer([generation_prompt(record["prompt"])] * len(images), return_tensors="pt")
+            # The object is the scene's first non-background token, so the tokens before it (all that the
+            # prediction at `position` sees) are the same in every colour variant: one sequence suffices.
             with torch.no_grad():
                 logits = janus_sampling.teacher_forced_head_logits(
-                    model.hf_model, encoded["input_ids"], encoded["attention_mask"], codes)
+                    model.hf_model, encoded["input_ids"], encoded["attention_mask"], codes[:1])
             variant_probs = logits[0, position].softmax(-1)[codes[:, position]]
             asked = COLOR_NAMES.index(wanted["color"])
             shares.append(float(variant_probs[asked] / variant_probs.sum()))

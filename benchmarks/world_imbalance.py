@@ -16,6 +16,7 @@ import argparse
 from unirl_cli.data.matching import match_answer
 from unirl_cli.eval.geneval.config import GenevalThresholds
 from unirl_cli.eval.geneval.evaluate import judge_images
+from unirl_cli.eval.geneval.imbalance import imbalance_report
 from unirl_cli.models.loading import load_model
 from unirl_cli.world.prompts import TRAIN_TAGS, eval_prompts, shapes_vocabulary, train_prompts
 from unirl_cli.world.suite import build_shapes_judge
@@ -34,10 +35,12 @@ def imbalance_row(model, records: list[dict], images_per_prompt: int) -> tuple[f
                             GenevalThresholds())
     answers = model.answer_questions(rollout.image_tokens, [r["question"] for r in jobs], max_new_tokens=16)
     vocabulary = shapes_vocabulary()
-    right = [verdict.correct for verdict, _ in verdicts]
-    read = [match_answer(r["tag"], r, answer, vocabulary=vocabulary) == 1.0 for r, answer in zip(jobs, answers)]
-    misread = sum(1 for image_right, answer_right in zip(right, read) if image_right and not answer_right)
-    return sum(right) / len(jobs), sum(read) / len(jobs), misread / max(sum(right), 1)
+    results = [{"filename": i, "tag": r["tag"], "correct": verdict.correct}
+               for i, (r, (verdict, _)) in enumerate(zip(jobs, verdicts))]
+    read = [{"filename": i, "correct": match_answer(r["tag"], r, answer, vocabulary=vocabulary) == 1.0}
+            for i, (r, answer) in enumerate(zip(jobs, answers))]
+    pooled = imbalance_report(results, read)["overall"]
+    return pooled["generation_accuracy"], pooled["understanding_accuracy"], pooled["imbalance"] or 0.0
 
 
 def main() -> None:

@@ -274,8 +274,8 @@ def caption_stage(model, settings: PretrainSettings, seconds: float,
     return steps, spent, history
 
 
-def _last_answer_loss(history: list[dict]) -> float:
-    return history[-1]["answer_loss"] if history else float("nan")
+def _last_loss(history: list[dict], key: str) -> float:
+    return history[-1][key] if history else float("nan")
 
 
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
@@ -318,18 +318,16 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     report.lm_steps, report.lm_seconds, history = train_language_model(
         model, t2i_scenes, qa_scenes, lm, random.Random(settings.seed + 1), log)
     report.history += history
-    if history:
-        report.image_loss, report.answer_loss = history[-1]["image_loss"], history[-1]["answer_loss"]
+    report.image_loss, report.answer_loss = _last_loss(history, "image_loss"), _last_loss(history, "answer_loss")
     report.reading_steps, report.reading_seconds, history = read_stage(
         model, t2i_scenes, settings, reading_seconds, 0.0, "reading", log)
-    report.reading_answer_loss, report.history = _last_answer_loss(history), report.history + history
+    report.reading_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
     report.truthful_steps, report.truthful_seconds, history = read_stage(
         model, t2i_scenes, settings, truthful_seconds, settings.truthful_questions, "truthful", log)
-    report.truthful_answer_loss, report.history = _last_answer_loss(history), report.history + history
+    report.truthful_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
     if caption_seconds > 0:
         report.caption_steps, report.caption_seconds, history = caption_stage(model, settings, caption_seconds, log)
-        report.caption_image_loss = history[-1]["image_loss"] if history else float("nan")
-        report.history += history
+        report.caption_image_loss, report.history = _last_loss(history, "image_loss"), report.history + history
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
