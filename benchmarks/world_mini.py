@@ -2,7 +2,9 @@
 its rendered scene, matched with unirl's answer matcher (the world's vocabulary), per tag; on the evaluation
 prompts (scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw,
 new renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where
-the answer must be the scene's truthful description (`world.describe`) word for word.
+the answer must be the scene's truthful description (`world.describe`) word for word. A second table splits the
+position answers into the axis (horizontal or vertical) and the direction along it: a reader can get the axis
+from geometry alone, but the direction only by telling which object is where.
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
@@ -18,6 +20,7 @@ import torch
 from unirl_cli.data.matching import match_answer
 from unirl_cli.models.loading import load_model
 from unirl_cli.data.qa import TAGS
+from unirl_cli.data.vocab import RELATIONS
 from unirl_cli.world.describe import truthful_qa
 from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts
 from unirl_cli.world.render import draw_scene, render_scene
@@ -50,6 +53,33 @@ def truthful_accuracy(model, num_scenes: int = 300, seed: int = 123) -> dict[str
     return answer_accuracy(model, jobs, lambda record, answer: answer.strip() == record["answer"], max_new_tokens=24)
 
 
+def stated_relation(record: dict, answer: str) -> str | None:
+    """The relation `answer` states between the record's two objects (either word order), or None."""
+    vocabulary = shapes_vocabulary()
+    target, subject = record["include"]
+    for relation in RELATIONS:
+        candidate = {**record, "include": [target, {**subject, "position": [relation, 0]}]}
+        if match_answer("position", candidate, answer, vocabulary=vocabulary) == 1.0:
+            return relation
+    return None
+
+
+def position_breakdown(model, records, renders_per_prompt: int = 2) -> tuple[float, float, float]:
+    """(relation right, axis right, direction right when the axis is) over renders of the position records."""
+    jobs = [(r, render_scene(r, 20_000 + seed)[0]) for r in records if r["tag"] == "position"
+            for seed in range(renders_per_prompt)]
+    answers = model.answer_questions([image for _, image in jobs], [r["question"] for r, _ in jobs],
+                                     max_new_tokens=16)
+    horizontal = {"left of", "right of"}
+    axis_right = direction_right = 0
+    for (record, _), answer in zip(jobs, answers):
+        truth, stated = record["include"][1]["position"][0], stated_relation(record, answer)
+        if stated is not None and (stated in horizontal) == (truth in horizontal):
+            axis_right += 1
+            direction_right += stated == truth
+    return direction_right / len(jobs), axis_right / len(jobs), direction_right / max(axis_right, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mini")
@@ -69,6 +99,10 @@ def main() -> None:
     print(f"{'mean':<16}{sum(evaluation.values()) / len(evaluation):>20.3f}"
           f"{sum(training.values()) / len(training):>18.3f}{sum(truthful.values()) / len(truthful):>16.3f}"
           f"   ({time.time() - start:.0f}s)")
+    print(f"\n{'position':<16}{'relation right':>16}{'axis right':>12}{'direction | axis':>18}")
+    for split, records in (("evaluation", eval_prompts()), ("training", train_prompts())):
+        relation, axis, direction = position_breakdown(model, records, args.renders)
+        print(f"{split:<16}{relation:>16.3f}{axis:>12.3f}{direction:>18.3f}")
 
 
 if __name__ == "__main__":
