@@ -16,6 +16,7 @@ import random
 import time
 
 import torch
+import torch.nn.functional as F
 
 from unirl_cli.data.matching import match_answer
 from unirl_cli.models.loading import load_model
@@ -80,6 +81,27 @@ def position_breakdown(model, records, renders_per_prompt: int = 2) -> tuple[flo
     return direction_right / len(jobs), axis_right / len(jobs), direction_right / max(axis_right, 1)
 
 
+def patch_place_probe(model, num_scenes: int = 400) -> tuple[float, float]:
+    """(row, column) accuracy of a least-squares linear probe on the LM's image embeddings of random scenes,
+    fitted on half the scenes and read on the object patches of the other half (chance 1/8 each)."""
+    from unirl_cli.world.vision_train import labelled_scenes
+
+    pixels, kinds = labelled_scenes(random.Random(0), num_scenes)
+    with torch.no_grad():
+        features = model.hf_model.model.get_image_features(pixels)
+    features = getattr(features, "pooler_output", features)
+    inputs = torch.cat([features.flatten(0, 1), torch.ones(features.shape[0] * features.shape[1], 1)], 1)
+    side = round(features.shape[1] ** 0.5)
+    places = torch.arange(features.shape[1]).repeat(features.shape[0])
+    half, on_object = len(inputs) // 2, kinds.flatten()[len(inputs) // 2:] > 0
+    scores = []
+    for target in (places // side, places % side):
+        weights = torch.linalg.lstsq(inputs[:half], F.one_hot(target[:half], side).float()).solution
+        right = (inputs[half:] @ weights).argmax(1) == target[half:]
+        scores.append(float(right[on_object].float().mean()))
+    return scores[0], scores[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mini")
@@ -103,6 +125,9 @@ def main() -> None:
     for split, records in (("evaluation", eval_prompts()), ("training", train_prompts())):
         relation, axis, direction = position_breakdown(model, records, args.renders)
         print(f"{split:<16}{relation:>16.3f}{axis:>12.3f}{direction:>18.3f}")
+    row, column = patch_place_probe(model)
+    print(f"\nplace of an object patch read linearly from the LM's image embeddings: row {row:.3f}, "
+          f"column {column:.3f} (chance 0.125)")
 
 
 if __name__ == "__main__":
