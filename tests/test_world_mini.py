@@ -196,3 +196,24 @@ def test_shipped_mini_draws_held_out_colour_pairs_in_the_asked_colour():
     verdicts = judge_images(build_shapes_judge(None), model.decode_images(rollout.image_tokens), held_out,
                             GenevalThresholds())
     assert sum(verdict.correct for verdict, _ in verdicts) / len(held_out) >= 0.6
+
+
+def test_language_model_stage_trains_the_understanding_path_at_its_own_rate():
+    from unirl_cli.models.janus import JanusModel
+    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.world.pretrain import LmStage, build_scenes, train_language_model, understanding_records
+
+    hf_model, processor = build_untrained_mini(0)
+    model = JanusModel(hf_model.eval(), processor)
+    rng = random.Random(0)
+    scenes = build_scenes(model, understanding_records(), 8, rng)
+    encoder, language = hf_model.model.vision_model, hf_model.model.language_model
+    before = [p.detach().clone() for p in (*encoder.parameters(), *language.parameters())]
+    frozen = LmStage("lm", 2, 2, 1e-3, 1, 60.0, 2, understanding_lr_scale=0.0)
+    train_language_model(model, scenes, scenes, frozen, rng, log=lambda _: None)
+    after = list(encoder.parameters()) + list(language.parameters())
+    moved = [not torch.equal(old, new) for old, new in zip(before, after)]
+    num_encoder = len(list(encoder.parameters()))
+    assert not any(moved[:num_encoder]) and any(moved[num_encoder:])
+    train_language_model(model, scenes, scenes, LmStage("lm", 2, 2, 1e-3, 1, 60.0, 2), rng, log=lambda _: None)
+    assert any(not torch.equal(old, new) for old, new in zip(before[:num_encoder], encoder.parameters()))

@@ -65,6 +65,9 @@ class PretrainSettings:
     num_scenes: int = 3000  # per task for the LM stage
     batch_size: int = 16
     learning_rate: float = 2e-3
+    # The LM stage trains the fresh encoder and aligner at this share of `learning_rate`: at the full rate the
+    # image path lost shape within minutes in a fresh run (README, 'The mini model').
+    understanding_lr_scale: float = 0.1
     num_reading_scenes: int = 12000
     reading_qa_batch_size: int = 32
     reading_t2i_batch_size: int = 8  # keeps text-to-image from drifting while understanding trains
@@ -203,6 +206,15 @@ class LmStage:
     warmup_steps: int
     max_seconds: float
     max_steps: int
+    understanding_lr_scale: float = 1.0  # encoder and aligner learn at this share of the stage's learning rate
+
+
+def _param_groups(model, params: list, understanding_lr_scale: float) -> list[dict]:
+    """The language model's parameters, and the understanding encoder's and aligner's with their own scale."""
+    understanding = {id(p) for module in (model.hf_model.model.vision_model, model.hf_model.model.aligner)
+                     for p in module.parameters()}
+    return [{"params": [p for p in params if id(p) not in understanding], "lr_scale": 1.0},
+            {"params": [p for p in params if id(p) in understanding], "lr_scale": understanding_lr_scale}]
 
 
 def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene], stage: LmStage,
@@ -212,13 +224,15 @@ def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene],
     model.freeze_for_training(train_understanding=True)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=stage.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(_param_groups(model, params, stage.understanding_lr_scale), lr=stage.learning_rate,
+                                  weight_decay=0.01, betas=(0.9, 0.98))
     start, step, recent, history = time.time(), 0, [], []
     while step < stage.max_steps and time.time() - start < stage.max_seconds:
         progress = (time.time() - start) / stage.max_seconds
         warmup = min(1.0, (step + 1) / stage.warmup_steps)
+        schedule = warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in optimizer.param_groups:
-            group["lr"] = stage.learning_rate * warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+            group["lr"] = stage.learning_rate * group["lr_scale"] * schedule
         t2i_batch = rng.sample(t2i_scenes, stage.t2i_batch_size)
         qa_batch = rng.sample(qa_scenes, stage.qa_batch_size)
         image_loss = image_token_loss(model, [s.record["prompt"] for s in t2i_batch],
@@ -314,7 +328,7 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     remaining = (total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
                  - reading_seconds - truthful_seconds - caption_seconds)
     lm = LmStage("lm", settings.batch_size, settings.batch_size, settings.learning_rate, 50, max(remaining, 1.0),
-                 settings.max_lm_steps)
+                 settings.max_lm_steps, settings.understanding_lr_scale)
     report.lm_steps, report.lm_seconds, history = train_language_model(
         model, t2i_scenes, qa_scenes, lm, random.Random(settings.seed + 1), log)
     report.history += history
