@@ -4,7 +4,9 @@ prompts (scenes no stage of pretraining saw) and on the training prompts (scenes
 new renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where
 the answer must be the scene's truthful description (`world.describe`) word for word. A second table splits the
 position answers into the axis (horizontal or vertical) and the direction along it: a reader can get the axis
-from geometry alone, but the direction only by telling which object is where.
+from geometry alone, but the direction only by telling which object is where. A last line says how well a linear
+probe reads each patch's row and column from the image embeddings the language model receives (Llama's rotary
+positions reach attention scores, not the values a token reads, so "where is the ring" must be in these).
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
