@@ -3,8 +3,9 @@ its rendered scene, matched with unirl's answer matcher (the world's vocabulary)
 prompts (scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw,
 new renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where
 the answer must be the scene's truthful description (`world.describe`) word for word. A second table splits the
-position answers into the axis (horizontal or vertical) and the direction along it: a reader can get the axis
-from geometry alone, but the direction only by telling which object is where. A last line says how well a linear
+position answers into the axis (horizontal or vertical) and the direction along it, on renders of their own
+(other seeds than the first table's, so its "relation right" is a second sample of that table's position cell):
+a reader can get the axis from geometry alone, but the direction only by telling which object is where. A last line says how well a linear
 probe reads each patch's row and column from the image embeddings the language model receives (Llama's rotary
 positions reach attention scores, not the values a token reads, so "where is the ring" must be in these).
 
@@ -123,7 +124,7 @@ def main() -> None:
     print(f"{'mean':<16}{sum(evaluation.values()) / len(evaluation):>20.3f}"
           f"{sum(training.values()) / len(training):>18.3f}{sum(truthful.values()) / len(truthful):>16.3f}"
           f"   ({time.time() - start:.0f}s)")
-    print(f"\n{'position':<16}{'relation right':>16}{'axis right':>12}{'direction | axis':>18}")
+    print(f"\n{'position':<16}{'relation right':>16}{'axis right':>12}{'direction | axis':>18}   (other renders)")
     for split, records in (("evaluation", eval_prompts()), ("training", train_prompts())):
         relation, axis, direction = position_breakdown(model, records, args.renders)
         print(f"{split:<16}{relation:>16.3f}{axis:>12.3f}{direction:>18.3f}")
