@@ -5,9 +5,10 @@ new renders); and on random scenes of 1-6 shapes that match no prompt (what gene
 the answer must be the scene's truthful description (`world.describe`) word for word. A second table splits the
 position answers into the axis (horizontal or vertical) and the direction along it, on renders of their own
 (other seeds than the first table's, so its "relation right" is a second sample of that table's position cell):
-a reader can get the axis from geometry alone, but the direction only by telling which object is where. A last line says how well a linear
-probe reads each patch's row and column from the image embeddings the language model receives (Llama's rotary
-positions reach attention scores, not the values a token reads, so "where is the ring" must be in these).
+a reader can get the axis from geometry alone, but the direction only by telling which object is where. A last
+line says how well linear (ridge) probes read each patch's row, column and shape from the image embeddings the language
+model receives (Llama's rotary positions reach attention scores, not the values a token reads, so "where is the
+ring" must be in these).
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
@@ -84,25 +85,39 @@ def position_breakdown(model, records, renders_per_prompt: int = 2) -> tuple[flo
     return direction_right / len(jobs), axis_right / len(jobs), direction_right / max(axis_right, 1)
 
 
-def patch_place_probe(model, num_scenes: int = 400) -> tuple[float, float]:
-    """(row, column) accuracy of a least-squares linear probe on the LM's image embeddings of random scenes,
-    fitted on half the scenes and read on the object patches of the other half (chance 1/8 each)."""
+def ridge_fit(inputs: torch.Tensor, targets: torch.Tensor, penalty: float = 1e-3) -> torch.Tensor:
+    """Weights of a ridge regression in float64 (the embeddings' covariance is near singular, and plain least
+    squares then gives answers that move with the thread count)."""
+    gram = inputs.T @ inputs + penalty * torch.eye(inputs.shape[1], dtype=inputs.dtype)
+    return torch.linalg.solve(gram, inputs.T @ targets.to(inputs.dtype))
+
+
+def patch_probes(model, num_scenes: int = 400) -> dict[str, float]:
+    """Accuracy of least-squares linear probes on the LM's image embeddings of random scenes, fitted on half the
+    scenes and read on the object patches of the other half: each patch's row and column (chance 1/8) and the
+    shape it is part of (chance 1/6)."""
+    from unirl_cli.world.spec import COLOR_NAMES
     from unirl_cli.world.vision_train import labelled_scenes
+    from unirl_cli.world.vq_train import NUM_PATCH_KINDS
 
     pixels, kinds = labelled_scenes(random.Random(0), num_scenes)
     with torch.no_grad():
         features = model.hf_model.model.get_image_features(pixels)
     features = getattr(features, "pooler_output", features)
-    inputs = torch.cat([features.flatten(0, 1), torch.ones(features.shape[0] * features.shape[1], 1)], 1)
+    inputs = torch.cat([features.flatten(0, 1), torch.ones(features.shape[0] * features.shape[1], 1)], 1).double()
     side = round(features.shape[1] ** 0.5)
     places = torch.arange(features.shape[1]).repeat(features.shape[0])
-    half, on_object = len(inputs) // 2, kinds.flatten()[len(inputs) // 2:] > 0
-    scores = []
-    for target in (places // side, places % side):
-        weights = torch.linalg.lstsq(inputs[:half], F.one_hot(target[:half], side).float()).solution
+    kinds = kinds.flatten()
+    shapes = (kinds - 1).clamp(min=0) // (len(COLOR_NAMES) * 4)  # kind = 1 + (shape, colour, quarter) index
+    half, on_object = len(inputs) // 2, kinds[len(inputs) // 2:] > 0
+    scores = {}
+    for name, target, classes in (("row", places // side, side), ("column", places % side, side),
+                                  ("shape", shapes, (NUM_PATCH_KINDS - 1) // (len(COLOR_NAMES) * 4))):
+        fitted = kinds[:half] > 0 if name == "shape" else torch.ones(half, dtype=torch.bool)
+        weights = ridge_fit(inputs[:half][fitted], F.one_hot(target[:half][fitted], classes))
         right = (inputs[half:] @ weights).argmax(1) == target[half:]
-        scores.append(float(right[on_object].float().mean()))
-    return scores[0], scores[1]
+        scores[name] = float(right[on_object].float().mean())
+    return scores
 
 
 def main() -> None:
@@ -128,9 +143,9 @@ def main() -> None:
     for split, records in (("evaluation", eval_prompts()), ("training", train_prompts())):
         relation, axis, direction = position_breakdown(model, records, args.renders)
         print(f"{split:<16}{relation:>16.3f}{axis:>12.3f}{direction:>18.3f}")
-    row, column = patch_place_probe(model)
-    print(f"\nplace of an object patch read linearly from the LM's image embeddings: row {row:.3f}, "
-          f"column {column:.3f} (chance 0.125)")
+    probes = patch_probes(model)
+    print(f"\nread linearly from the LM's image embeddings of an object patch: row {probes['row']:.3f}, "
+          f"column {probes['column']:.3f} (chance 0.125), shape {probes['shape']:.3f} (chance 0.167)")
 
 
 if __name__ == "__main__":
