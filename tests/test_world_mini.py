@@ -86,8 +86,11 @@ def test_whitening_folded_into_the_aligner_keeps_its_output_statistics_but_white
 def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     from unirl_cli.models.loading import load_model
     from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
+    from unirl_cli.world.reading import ReadingSettings
 
-    settings = PretrainSettings(minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1, truthful_share=0.1,
+    focus = ReadingSettings(minutes=0.05, num_scenes=8, num_caption_scenes=4, num_prompt_scenes=4, qa_batch_size=2,
+                            t2i_batch_size=2, max_steps=2)
+    settings = PretrainSettings(reading_focus=focus, minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1, truthful_share=0.1,
                                 caption_share=0.1, num_caption_scenes=24, caption_t2i_batch_size=4,
                                 caption_qa_batch_size=2, num_scenes=24,
                                 batch_size=4, max_vq_steps=3,
@@ -96,8 +99,8 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
     # Stages stop at their step cap or time share, whichever comes first (a loaded machine gets fewer steps).
     steps = (report.vq_steps, report.vision_steps, report.lm_steps, report.reading_steps, report.truthful_steps,
-             report.caption_steps)
-    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2, 4))), steps  # captions: two phases
+             report.caption_steps, report.focus_steps)
+    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2, 4, 2))), steps  # captions: two phases
     assert (tmp_path / "mini" / "pretrain_report.json").is_file()
     model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
     assert model.num_image_tokens == 64 and model.image_size == 64

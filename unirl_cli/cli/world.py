@@ -10,6 +10,9 @@ import typer
 
 from unirl_cli.cli import app
 from unirl_cli.cli.common import check_positive, console, stdout
+from unirl_cli.world.reading import READING_TAG_WEIGHTS
+
+DEFAULT_WEIGHTS = ",".join(f"{tag}={weight}" for tag, weight in READING_TAG_WEIGHTS.items())
 
 world_app = typer.Typer(help="The shapes world: a CPU-sized GenEval and the mini model.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
@@ -18,7 +21,8 @@ app.add_typer(world_app, name="world")
 @world_app.command("pretrain")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
-    minutes: float = typer.Option(62.0, "--minutes", help="Wall-clock budget of all six stages (VQ, encoder, LM, reading, truthful reading, captions)."),
+    minutes: float = typer.Option(62.0, "--minutes", help="Wall-clock budget of the first six stages (VQ, encoder, LM, reading, truthful reading, captions)."),
+    reading_minutes: float = typer.Option(12.0, "--reading-minutes", help="Budget of the seventh, focused reading stage (0 skips it; `unirl world read` runs it alone)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
@@ -27,12 +31,15 @@ def pretrain(
     check_positive("minutes", minutes)
     check_positive("num_scenes", num_scenes)
     check_positive("threads", threads)
+    check_positive("reading_minutes", reading_minutes, allow_zero=True)
     import torch
 
     from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
+    from unirl_cli.world.reading import ReadingSettings
 
     torch.set_num_threads(threads)
-    settings = PretrainSettings(seed=seed, minutes=minutes, num_scenes=num_scenes)
+    settings = PretrainSettings(seed=seed, minutes=minutes, num_scenes=num_scenes,
+                                reading_focus=ReadingSettings(minutes=reading_minutes))
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
     stdout.print(f"mini model written to {out}: VQ {report.vq_steps} steps ({report.vq_seconds / 60:.1f} min), "
                  f"LM {report.lm_steps} steps ({report.lm_seconds / 60:.1f} min), image-token loss "
@@ -40,7 +47,56 @@ def pretrain(
                  f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}; "
                  f"truthful reading {report.truthful_steps} steps ({report.truthful_seconds / 60:.1f} min), "
                  f"answer loss {report.truthful_answer_loss:.3f}; captions {report.caption_steps} steps "
-                 f"({report.caption_seconds / 60:.1f} min), image-token loss {report.caption_image_loss:.3f}")
+                 f"({report.caption_seconds / 60:.1f} min), image-token loss {report.caption_image_loss:.3f}; "
+                 f"focused reading {report.focus_steps} steps ({report.focus_seconds / 60:.1f} min), answer loss "
+                 f"{report.focus_answer_loss:.3f}")
+
+
+def _tag_weights(text: str) -> dict:
+    from unirl_cli.errors import UnirlError
+
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tag, _, value = item.partition("=")
+        try:
+            weights[tag.strip()] = float(value)
+        except ValueError:
+            raise UnirlError(f"--weights item '{item}' is not tag=number, e.g. position=0.5") from None
+    return weights
+
+
+@world_app.command("read")
+def read(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the continued model to."),
+    model: str = typer.Option("mini", "--model", "-m", help="Shapes-world model to continue: mini or a folder."),
+    minutes: float = typer.Option(12.0, "--minutes", help="Wall-clock budget of the stage."),
+    scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
+    weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
+    truthful_share: float = typer.Option(0.2, "--truthful-share", help="Share of questions about random scenes, answered with what they show."),
+    seed: int = typer.Option(21, "--seed", help="Seed of scenes and batches."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+) -> None:
+    """Continue a shapes-world model with a focused reading stage (the last stage of `unirl world pretrain`)."""
+    check_positive("minutes", minutes)
+    check_positive("threads", threads)
+    from unirl_cli.world.reading import ReadingSettings, check_reading_settings
+
+    settings = ReadingSettings(minutes=minutes, seed=seed, scope=scope, tag_weights=_tag_weights(weights),
+                               truthful_share=truthful_share)
+    check_reading_settings(settings)
+    import torch
+
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.reading import focused_reading
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    janus = load_model(model, device="cpu", dtype="float32")
+    steps, seconds, history = focused_reading(janus, settings, log=lambda line: console.print(line, highlight=False))
+    janus.save(str(out))
+    loss = history[-1]["answer_loss"] if history else float("nan")
+    stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope), answer loss {loss:.3f}; "
+                 f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
 
 
 @world_app.command("render")

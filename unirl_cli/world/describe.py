@@ -140,12 +140,14 @@ def captioned_scene(rng: random.Random, monochrome_share: float, min_objects: in
             return objects, caption(objects)
 
 
-def truthful_qa(rng: random.Random, tags: Sequence[str], max_objects: int = 6) -> tuple[list[SceneObject], dict]:
-    """A random non-evaluation scene (1..`max_objects` shapes, at most four of a class) and a question record
-    for one of `tags` whose answer is what the scene shows."""
+def truthful_qa(rng: random.Random, tags: Sequence[str], max_objects: int = 6,
+                exclude_eval: bool = True) -> tuple[list[SceneObject], dict]:
+    """A random scene (1..`max_objects` shapes, at most four of a class; no evaluation scene of the question's
+    tag unless `exclude_eval` is False) and a question record for one of `tags` whose answer is what it shows."""
     tag = rng.choice(list(tags))
     while True:
         objects = random_scene(rng, max_objects)
-        if max(Counter(o.class_name for o in objects).values()) <= MAX_SAME_CLASS and not is_eval_scene(objects, tag):
+        if max(Counter(o.class_name for o in objects).values()) <= MAX_SAME_CLASS and not (
+                exclude_eval and is_eval_scene(objects, tag)):
             break
     return objects, {"tag": tag, "question": question_for(tag), "answer": describe(tag, objects)}

@@ -1,8 +1,9 @@
 """`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
 encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
-reading stage in which half the questions are about random scenes, answered with what they show, and last a
+reading stage in which half the questions are about random scenes, answered with what they show, then a
 caption stage: text-to-image on captions of random scenes, most of them in one colour, which is what makes
-the generator compose a colour word with a shape it never saw it with).
+the generator compose a colour word with a shape it never saw it with; and last a focused reading stage,
+`world.reading`, mostly position and colour-attribution questions, on its own budget).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -19,7 +20,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from unirl_cli.world.prompts import train_prompts, understanding_prompts
+from unirl_cli.world.reading import ReadingSettings
 from unirl_cli.world.render import draw_scene, render_scene
 from unirl_cli.world.spec import SHAPES
 from unirl_cli.world.vision_train import train_vision_encoder, whiten_into_aligner
@@ -81,6 +83,8 @@ class PretrainSettings:
     caption_phases: tuple = field(default_factory=lambda: CAPTION_PHASES)
     caption_t2i_batch_size: int = 32
     caption_qa_batch_size: int = 8  # keeps understanding from drifting while the generator trains
+    # The seventh stage (`world.reading`), its own budget on top of `minutes`; its seed is offset by `seed`.
+    reading_focus: ReadingSettings = field(default_factory=ReadingSettings)
 
 
 @dataclass
@@ -107,6 +111,9 @@ class PretrainReport:
     caption_steps: int = 0
     caption_seconds: float = 0.0
     caption_image_loss: float = float("nan")
+    focus_steps: int = 0
+    focus_seconds: float = 0.0
+    focus_answer_loss: float = float("nan")
     history: list = field(default_factory=list)
 
 
@@ -295,7 +302,7 @@ def _last_loss(history: list[dict], key: str) -> float:
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
                   log: Callable[[str], None] = print) -> PretrainReport:
     """Build the mini Janus; train its VQ tokenizer, its understanding encoder (then whitened into the aligner),
-    then its LM, within `settings.minutes`; save to `out_dir`."""
+    then its LM, within `settings.minutes`; then the focused reading stage in its own minutes; save to `out_dir`."""
     from unirl_cli.models.janus import JanusModel
     from unirl_cli.world.mini import build_untrained_mini
 
@@ -342,6 +349,12 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     if caption_seconds > 0:
         report.caption_steps, report.caption_seconds, history = caption_stage(model, settings, caption_seconds, log)
         report.caption_image_loss, report.history = _last_loss(history, "image_loss"), report.history + history
+    if settings.reading_focus.minutes > 0:
+        from unirl_cli.world.reading import focused_reading
+
+        focus = replace(settings.reading_focus, seed=settings.seed + settings.reading_focus.seed)
+        report.focus_steps, report.focus_seconds, history = focused_reading(model, focus, log)
+        report.focus_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
