@@ -94,8 +94,8 @@ def read(
     janus = load_model(model, device="cpu", dtype="float32")
     steps, seconds, history = focused_reading(janus, settings, log=lambda line: console.print(line, highlight=False))
     janus.save(str(out))
-    loss = history[-1]["answer_loss"] if history else float("nan")
-    stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope), answer loss {loss:.3f}; "
+    loss = f", answer loss {history[-1]['answer_loss']:.3f} (last 50 steps)" if history else ""
+    stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope){loss}; "
                  f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
 
 

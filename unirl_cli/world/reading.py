@@ -12,6 +12,7 @@ ever used as a generation target.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -97,9 +98,12 @@ def focused_reading(model, settings: ReadingSettings,
 
     check_reading_settings(settings)
     rng = random.Random(settings.seed)
+    started = time.time()
     t2i_scenes = (build_caption_scenes(model, settings.num_caption_scenes, CAPTION_PHASES[-1], rng)
                   + build_scenes(model, list(train_prompts()), settings.num_prompt_scenes, rng))
     question_scenes = weighted_question_scenes(model, settings, rng)
+    log(f"rendered and tokenised {len(t2i_scenes)} text-to-image and {len(question_scenes)} question scenes "
+        f"in {time.time() - started:.0f}s")
     stage = LmStage("focused reading", settings.t2i_batch_size, settings.qa_batch_size, settings.learning_rate,
                     settings.warmup_steps, max(settings.minutes * 60, 1.0), settings.max_steps)
     return train_language_model(model, t2i_scenes, question_scenes, stage, rng, log)
