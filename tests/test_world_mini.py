@@ -90,8 +90,8 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
 
     focus = ReadingSettings(minutes=0.05, num_scenes=8, num_caption_scenes=4, num_prompt_scenes=4, qa_batch_size=2,
                             t2i_batch_size=2, max_steps=2)
-    settings = PretrainSettings(reading_focus=focus, minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1, truthful_share=0.1,
-                                caption_share=0.1, num_caption_scenes=24, caption_t2i_batch_size=4,
+    settings = PretrainSettings(reading_focus=focus, minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1,
+                                truthful_share=0.1, caption_share=0.1, num_caption_scenes=24, caption_t2i_batch_size=4,
                                 caption_qa_batch_size=2, num_scenes=24,
                                 batch_size=4, max_vq_steps=3,
                                 max_vision_steps=3, max_lm_steps=3, num_reading_scenes=24, reading_qa_batch_size=4,

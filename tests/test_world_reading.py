@@ -81,6 +81,14 @@ def test_focused_reading_trains_the_model_within_its_step_cap(untrained_mini):
     assert not untrained_mini.hf_model.training
 
 
+def test_reading_refuses_a_model_outside_the_shapes_world(tiny_janus):
+    from unirl_cli.errors import UnirlError
+    from unirl_cli.world.reading import focused_reading
+
+    with pytest.raises(UnirlError, match="shapes-world Janus"):
+        focused_reading(tiny_janus, ReadingSettings(num_scenes=4, max_steps=1), log=lambda _: None)
+
+
 def test_read_cli_refuses_bad_input_in_one_line(tmp_path):
     def unirl(*args: str):
         return subprocess.run([sys.executable, "-m", "unirl_cli", "world", "read", "--out", "x", *args],

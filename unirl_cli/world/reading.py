@@ -59,6 +59,16 @@ def check_reading_settings(settings: ReadingSettings) -> None:
         raise UnirlError(f"truthful share {settings.truthful_share} must lie in [0, 1]")
 
 
+def check_shapes_model(model) -> None:
+    """UnirlError unless `model` is a Janus of the shapes world's size (64 px, 8 x 8 image tokens)."""
+    from unirl_cli.models.janus import JanusModel
+    from unirl_cli.world.mini import NUM_IMAGE_TOKENS
+
+    if not isinstance(model, JanusModel) or model.num_image_tokens != NUM_IMAGE_TOKENS or model.image_size != 64:
+        raise UnirlError("a reading stage continues a shapes-world Janus (64 px, 64 image tokens): pass --model mini "
+                         "or a folder written by `unirl world pretrain`, `unirl world read` or a training run on them")
+
+
 def reading_pool(scope: str) -> dict[str, list[dict]]:
     """Question records by tag that a reading stage of `scope` may ask about."""
     from unirl_cli.world.pretrain import reading_records
@@ -93,10 +103,12 @@ def focused_reading(model, settings: ReadingSettings,
                     log: Callable[[str], None] = print) -> tuple[int, float, list[dict]]:
     """Train `model` (a JanusModel, in place) on the stage's questions and a few text-to-image examples for
     `settings.minutes`; returns (steps, seconds, loss history)."""
-    from unirl_cli.world.pretrain import CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes, train_language_model
+    from unirl_cli.world.pretrain import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
+                                         train_language_model)
     from unirl_cli.world.prompts import train_prompts
 
     check_reading_settings(settings)
+    check_shapes_model(model)
     rng = random.Random(settings.seed)
     started = time.time()
     t2i_scenes = (build_caption_scenes(model, settings.num_caption_scenes, CAPTION_PHASES[-1], rng)
