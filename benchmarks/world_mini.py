@@ -6,9 +6,9 @@ the answer must be the scene's truthful description (`world.describe`) word for 
 position answers into the axis (horizontal or vertical) and the direction along it, on renders of their own
 (other seeds than the first table's, so its "relation right" is a second sample of that table's position cell):
 a reader can get the axis from geometry alone, but the direction only by telling which object is where. A last
-line says how well linear (ridge) probes read each patch's row, column and shape from the image embeddings the language
-model receives (Llama's rotary positions reach attention scores, not the values a token reads, so "where is the
-ring" must be in these).
+line says how well linear (ridge) probes read each patch's row, column and shape from the image embeddings the
+language model receives (Llama's rotary positions reach attention scores, not the values a token reads, so
+"where is the ring" must be in these).
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
@@ -93,7 +93,7 @@ def ridge_fit(inputs: torch.Tensor, targets: torch.Tensor, penalty: float = 1e-3
 
 
 def patch_probes(model, num_scenes: int = 400) -> dict[str, float]:
-    """Accuracy of least-squares linear probes on the LM's image embeddings of random scenes, fitted on half the
+    """Accuracy of linear (ridge) probes on the LM's image embeddings of random scenes, fitted on half the
     scenes and read on the object patches of the other half: each patch's row and column (chance 1/8) and the
     shape it is part of (chance 1/6)."""
     from unirl_cli.world.spec import COLOR_NAMES

@@ -148,17 +148,18 @@ def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> 
         by_tag.setdefault(record["tag"], []).append(record)
     tags = sorted(by_tag)
     chosen = [rng.choice(by_tag[rng.choice(tags)]) for _ in range(count)]
-    return _tokenised(model, chosen, [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen])
+    return tokenised_scenes(model, chosen, [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen])
 
 
-def build_truthful_scenes(model, count: int, rng: random.Random) -> list[Scene]:
-    """`count` random scenes (1-6 shapes), each with one of the six questions answered with what it shows
-    (`world.describe`), so that understanding reads images that do not match any prompt, as generated ones do."""
+def build_truthful_scenes(model, count: int, rng: random.Random, exclude_eval: bool = True) -> list[Scene]:
+    """`count` random scenes (1-6 shapes; no evaluation scene of its question's tag unless `exclude_eval` is
+    False), each with one of the six questions answered with what it shows (`world.describe`), so that
+    understanding reads images that do not match any prompt, as generated ones do."""
     from unirl_cli.data.qa import TAGS
     from unirl_cli.world.describe import truthful_qa
 
-    pairs = [truthful_qa(rng, TAGS) for _ in range(count)]
-    return _tokenised(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
+    pairs = [truthful_qa(rng, TAGS, exclude_eval=exclude_eval) for _ in range(count)]
+    return tokenised_scenes(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
 
 
 def build_caption_scenes(model, count: int, phase: CaptionPhase, rng: random.Random) -> list[Scene]:
@@ -167,10 +168,11 @@ def build_caption_scenes(model, count: int, phase: CaptionPhase, rng: random.Ran
     from unirl_cli.world.describe import captioned_scene
 
     pairs = [captioned_scene(rng, phase.monochrome, phase.min_objects) for _ in range(count)]
-    return _tokenised(model, [{"prompt": text} for _, text in pairs], [draw_scene(objects) for objects, _ in pairs])
+    return tokenised_scenes(model, [{"prompt": text} for _, text in pairs], [draw_scene(objects) for objects, _ in pairs])
 
 
-def _tokenised(model, records: list[dict], images: list) -> list[Scene]:
+def tokenised_scenes(model, records: list[dict], images: list) -> list[Scene]:
+    """Scenes of `records` and their `images`, with VQ codes from the model's own tokenizer (64 at a time)."""
     if not images:
         return []
     codes = torch.cat([model.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)])

@@ -84,19 +84,16 @@ def reading_pool(scope: str) -> dict[str, list[dict]]:
 def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Random) -> list:
     """`settings.num_scenes` question scenes: renders of pool records drawn by tag weight, then the truthful
     share of random scenes (any tag) answered with what they show."""
-    from unirl_cli.data.qa import TAGS
-    from unirl_cli.world.describe import truthful_qa
-    from unirl_cli.world.pretrain import _tokenised
-    from unirl_cli.world.render import draw_scene, render_scene
+    from unirl_cli.world.pretrain import build_truthful_scenes, tokenised_scenes
+    from unirl_cli.world.render import render_scene
 
     pool = reading_pool(settings.scope)
     tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0]
     truthful = round(settings.num_scenes * settings.truthful_share)
     drawn_tags = rng.choices(tags, [settings.tag_weights[tag] for tag in tags], k=settings.num_scenes - truthful)
     records = [rng.choice(pool[tag]) for tag in drawn_tags]
-    scenes = _tokenised(model, records, [render_scene(r, rng.randrange(1 << 30))[0] for r in records])
-    pairs = [truthful_qa(rng, TAGS, exclude_eval=settings.scope != "world") for _ in range(truthful)]
-    return scenes + _tokenised(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
+    scenes = tokenised_scenes(model, records, [render_scene(r, rng.randrange(1 << 30))[0] for r in records])
+    return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world")
 
 
 def focused_reading(model, settings: ReadingSettings,
