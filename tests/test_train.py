@@ -362,3 +362,95 @@ def test_balance_tags_draws_every_tag_equally_often():
     counts = {tag: sum(r["tag"] == tag for r in even) for tag in {r["tag"] for r in plain}}
     assert len(set(counts.values())) == 1 and len(even) == 5 * max(counts.values())
     assert {r["prompt"] for r in even} == {r["prompt"] for r in plain}
+
+
+class BelowMedianReward:
+    """A programmatic reward with spread in every group: the fraction of tokens below the batch median."""
+
+    needs_answers = False
+
+    def __call__(self, batch):
+        tokens = batch.rollout.image_tokens.float()
+        return (tokens < tokens.median()).float().mean(dim=1).cpu()
+
+
+def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo"):
+    """A GRPO run's context and one step's micro-batches (old log-probs stored), with the policy then moved
+    away from its rollout: ratios away from 1 (some clipped) and a non-zero KL to the reference."""
+    from unirl_cli.train.grpo import _image_micro_batches, step_experience
+    from unirl_cli.train.grpo_loss import group_advantages
+    from unirl_cli.train.rollout import StepTimer
+
+    config = make_config(model_dir, group_size=3, micro_batch_size=6, grpo__beta=0.1, grpo__num_iterations=2,
+                         grpo__loss_type=loss_type, grpo__step_chunk=step_chunk)
+    ctx = build_run(config, make_accelerator(config), None, None, BelowMedianReward())
+    batch, rewards = step_experience(ctx, RECORDS[:2], 0, 0, StepTimer())
+    advantages = group_advantages(rewards, 3, "group", rewards.std())
+    micro_batches = _image_micro_batches(ctx, batch.rollout, advantages, StepTimer())
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in ctx.trainable:
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=noise))
+    return ctx, micro_batches
+
+
+def chunked_step_gradient(model_dir, step_chunk: int, loss_type: str):
+    """Gradient, loss and mean ratio of one GRPO accumulation on a policy moved away from its rollout."""
+    from unirl_cli.train.context import accumulate_gradients, summed, weighted_mean
+    from unirl_cli.train.grpo import image_grpo_objective
+
+    ctx, micro_batches = moved_policy_micro_batches(model_dir, step_chunk, loss_type)
+    outputs = accumulate_gradients(ctx, image_grpo_objective, micro_batches)
+    grads = {name: p.grad.clone() for name, p in ctx.policy.named_parameters() if p.grad is not None}
+    return len(micro_batches), grads, summed(outputs, "loss"), weighted_mean(outputs, "ratio")
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_showo_step_chunks_add_up_to_the_whole_step(tiny_showo_dir, loss_type):
+    parts_whole, grads_whole, loss_whole, ratio_whole = chunked_step_gradient(tiny_showo_dir, 0, loss_type)
+    parts_chunked, grads_chunked, loss_chunked, ratio_chunked = chunked_step_gradient(tiny_showo_dir, 2, loss_type)
+    assert parts_chunked > parts_whole
+    assert ratio_whole != pytest.approx(1.0, abs=1e-3)
+    assert loss_chunked == pytest.approx(loss_whole, rel=1e-4, abs=1e-7)
+    assert ratio_chunked == pytest.approx(ratio_whole, rel=1e-5)
+    assert grads_chunked.keys() == grads_whole.keys()
+    for name, grad in grads_whole.items():
+        assert torch.allclose(grads_chunked[name], grad, rtol=1e-4, atol=1e-7), name
+
+
+def test_step_chunk_is_refused_for_an_autoregressive_model_under_deepspeed_and_below_zero(
+        tiny_janus_dir, tiny_showo_dir, monkeypatch):
+    config = make_config(tiny_janus_dir, grpo__step_chunk=2)
+    with pytest.raises(UnirlError, match="grpo.step_chunk applies to masked"):
+        build_run(config, make_accelerator(config), None, None, LowTokenReward())
+    config = make_config(tiny_showo_dir, grpo__step_chunk=2)
+    accelerator = make_accelerator(config)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # as `accelerate launch` with a DeepSpeed config sets it
+    with pytest.raises(UnirlError, match="grpo.step_chunk does not run under DeepSpeed"):
+        build_run(config, accelerator, None, None, BelowMedianReward())
+    with pytest.raises(UnirlError, match="grpo.step_chunk must be >= 0"):
+        make_config(tiny_janus_dir, grpo__step_chunk=-1)
+
+
+def test_a_step_chunk_does_not_depend_on_the_old_logprobs_of_other_steps(tiny_showo_dir):
+    """A real model's step log-prob sums to hundreds of nats: a ratio against them outside the chunk would be
+    inf, and inf * mask 0 is NaN."""
+    from dataclasses import replace
+
+    from unirl_cli.train.grpo import image_grpo_objective
+
+    ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, step_chunk=2)
+    first = micro_batches[0]
+    chunk = slice(first.steps.start, first.steps.stop)
+    far_old, far_ref = torch.full_like(first.old_logprobs, -1e4), torch.full_like(first.ref_logprobs, -1e4)
+    far_old[:, chunk], far_ref[:, chunk] = first.old_logprobs[:, chunk], first.ref_logprobs[:, chunk]
+    loss = image_grpo_objective(ctx.policy, first)["loss"]
+    loss_far = image_grpo_objective(ctx.policy, replace(first, old_logprobs=far_old, ref_logprobs=far_ref))["loss"]
+    assert torch.isfinite(loss_far) and float(loss_far.detach()) == pytest.approx(float(loss.detach()), rel=1e-6)
+
+
+def test_step_chunks_count_the_answer_term_once(tiny_showo_dir, tmp_path):
+    rows = [train(make_config(tiny_showo_dir, tmp_path / f"chunk{chunk}", steps=1, group_size=2, grpo__answer_weight=0.5,
+                              grpo__answers_per_image=2, grpo__step_chunk=chunk)).metrics[0] for chunk in (0, 1)]
+    assert rows[1]["answer_loss"] == pytest.approx(rows[0]["answer_loss"], rel=1e-5, abs=1e-7)
+    assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], rel=1e-5, abs=1e-7)

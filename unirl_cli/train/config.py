@@ -76,6 +76,7 @@ class GRPOConfig:
     answer_weight: float = option(0.0, "weight of GRPO on K sampled answers per image (0 = image tokens only)")
     answers_per_image: int = option(4, "K sampled answers per image for answer GRPO")
     answer_temperature: float = option(1.0, "sampling temperature of those answers")
+    step_chunk: int = option(0, "masked (Show-o) models: back-propagate this many sampling steps at a time instead of all of them in one graph (same gradient, less memory; 0 = all)")
 
 
 @dataclass
@@ -159,6 +160,8 @@ def config_problems(config: TrainConfig) -> list[str]:
         problems.append("grpo.eps_low must be in [0, 1) and grpo.eps_high >= 0")
     if config.grpo.beta < 0:
         problems.append(f"grpo.beta must be >= 0, got {config.grpo.beta}")
+    if config.grpo.step_chunk < 0:
+        problems.append(f"grpo.step_chunk must be >= 0 (0 = all sampling steps in one graph), got {config.grpo.step_chunk}")
     if config.grpo.answer_weight > 0 and config.grpo.answers_per_image < 2:
         problems.append("grpo.answers_per_image must be >= 2 when grpo.answer_weight > 0")
     if config.sft.gumbel_tau <= 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -29,16 +29,28 @@ class ImageMicroBatch:
     loss_type: str
     sizes: LossNormalizer
     answers: AnswerPart | None = None  # the answer-GRPO rows of these images (grpo.answer_weight > 0)
+    steps: range | None = None  # masked models with grpo.step_chunk: the sampling steps this part scores
+    first_part: bool = True  # the first step chunk of its images (their answer term rides on it)
 
 
 def image_grpo_objective(policy: UnifiedModel, micro: ImageMicroBatch) -> dict:
     """The GRPO loss share of one micro-batch; runs inside the prepared module's forward."""
-    logprobs = policy("image_logprobs", micro.rollout, guidance_scale=micro.guidance_scale).float()
+    step_kwargs = {} if micro.steps is None else {"steps": list(micro.steps)}
+    logprobs = policy("image_logprobs", micro.rollout, guidance_scale=micro.guidance_scale, **step_kwargs).float()
     old = logprobs.detach() if micro.old_logprobs is None else micro.old_logprobs
-    out = grpo_loss(logprobs, old, micro.advantages, micro.settings, micro.loss_type,
-                    ref_logprobs=micro.ref_logprobs, sizes=micro.sizes)
+    ref, mask, rows = micro.ref_logprobs, None, float(len(micro.rollout))
+    if micro.steps is not None:
+        mask = torch.zeros_like(logprobs, dtype=torch.bool)
+        mask[:, micro.steps.start:micro.steps.stop] = True
+        # Steps outside the chunk come back as 0. A step's old log-prob sums hundreds of nats, so a ratio
+        # against it would be inf there, and inf * mask 0 is NaN: zero old and ref outside the chunk too.
+        old = torch.where(mask, old, 0.0)
+        ref = None if ref is None else torch.where(mask, ref, 0.0)
+        rows *= len(micro.steps) / logprobs.shape[1]  # this part's share of its images' actions, for the stats
+    out = grpo_loss(logprobs, old, micro.advantages, micro.settings, micro.loss_type, mask=mask,
+                    ref_logprobs=ref, sizes=micro.sizes)
     stats = {"loss": out.loss, "clip_fraction": out.clip_fraction, "low_clip_fraction": out.low_clip_fraction,
-             "high_clip_fraction": out.high_clip_fraction, "ratio": out.mean_ratio, "rows": len(micro.rollout)}
+             "high_clip_fraction": out.high_clip_fraction, "ratio": out.mean_ratio, "rows": rows}
     if out.mean_kl is not None:
         stats["kl"] = out.mean_kl
     if micro.answers is not None:
@@ -110,7 +122,8 @@ def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: tor
     guidance = None if config.grpo.logprob_branch == "cfg" else ctx.policy.no_guidance_scale
     global_tokens = float(ctx.accelerator.gather(torch.tensor([float(num_images * num_actions)], device=ctx.device)).sum())
     sizes = LossNormalizer(num_sequences=num_images, num_tokens=float(num_images * num_actions), max_length=num_actions,
-                           tokens_per_process=global_tokens / ctx.accelerator.num_processes)
+                           tokens_per_process=global_tokens / ctx.accelerator.num_processes,
+                           actions_per_sequence=float(num_actions))
     settings = ClipSettings(config.grpo.eps_low, config.grpo.eps_high, config.grpo.beta, config.grpo.kl_ratio_correction)
     # Same autocast as the training forward, so precision noise does not show up as KL or ratio != 1.
     with timer.phase("logprob_fwd_bwd"), full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
@@ -120,11 +133,28 @@ def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: tor
                                     config.micro_batch_size)
         if ctx.reference is not None:
             ref = _no_grad_logprobs(ctx.reference.image_logprobs, rollout, guidance, config.micro_batch_size)
-    return [ImageMicroBatch(rollout.select(part), advantages[part.start:part.stop],
-                            None if old is None else old[part.start:part.stop],
-                            None if ref is None else ref[part.start:part.stop],
-                            guidance, settings, config.grpo.loss_type, sizes)
-            for part in chunks(num_images, config.micro_batch_size)]
+    micro_batches = [ImageMicroBatch(rollout.select(part), advantages[part.start:part.stop],
+                                     None if old is None else old[part.start:part.stop],
+                                     None if ref is None else ref[part.start:part.stop],
+                                     guidance, settings, config.grpo.loss_type, sizes)
+                     for part in chunks(num_images, config.micro_batch_size)]
+    return split_by_steps(micro_batches, config.grpo.step_chunk, num_actions)
+
+
+def split_by_steps(micro_batches: list[ImageMicroBatch], step_chunk: int, num_steps: int) -> list[ImageMicroBatch]:
+    """Each micro-batch once per `step_chunk` sampling steps (masked models), so one backward holds only
+    that many steps' graphs; the loss is a sum over steps, so the parts' gradients add up to the whole.
+    Chunks in which none of the micro-batch's images committed a token are left out (their loss is a
+    constant with nothing to back-propagate). `step_chunk` 0 (or >= num_steps) leaves the micro-batches as they are."""
+    if step_chunk <= 0 or step_chunk >= num_steps:
+        return micro_batches
+    parts = []
+    for micro in micro_batches:
+        committed = set(micro.rollout.commit_step.flatten().tolist())
+        chunks = [range(start, min(start + step_chunk, num_steps)) for start in range(0, num_steps, step_chunk)]
+        kept = [steps for steps in chunks if committed.intersection(steps)]
+        parts += [replace(micro, steps=steps, first_part=index == 0) for index, steps in enumerate(kept)]
+    return parts
 
 
 def _optimize(ctx: RunContext, micro_batches: list[ImageMicroBatch], timer: StepTimer) -> dict:
@@ -160,7 +190,8 @@ def _attach_answer_parts(ctx: RunContext, batch: RolloutBatch, micro_batches: li
     sizes = LossNormalizer(num_sequences=len(groups.answers), num_tokens=local_tokens,
                            max_length=max(longest, config.answer.max_new_tokens + 1),
                            tokens_per_process=global_tokens / ctx.accelerator.num_processes)
-    for micro, part in zip(micro_batches, parts):
+    first_parts = [micro for micro in micro_batches if micro.first_part]
+    for micro, part in zip(first_parts, parts):  # a micro-batch's answers go with its first step chunk only
         part.sizes = sizes
         micro.answers = part
     return float(ctx.accelerator.gather(groups.rewards.to(ctx.device)).mean())

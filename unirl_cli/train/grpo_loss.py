@@ -114,6 +114,9 @@ class LossNormalizer:
     num_tokens: float  # active actions in this process's whole batch
     max_length: int  # the longest possible completion (dr_grpo)
     tokens_per_process: float  # active actions in the global batch / number of processes (dapo)
+    # Every row's active-action count when it is the same for all rows (image tokens or sampling steps): grpo's
+    # per-row mean then stays exact when a micro-batch masks part of each row (Show-o's step chunks).
+    actions_per_sequence: float | None = None
 
     @classmethod
     def for_batch(cls, mask: torch.Tensor, max_length: int | None = None) -> "LossNormalizer":
@@ -124,7 +127,8 @@ class LossNormalizer:
 
 
 def _grpo(loss: torch.Tensor, mask: torch.Tensor, sizes: LossNormalizer) -> torch.Tensor:
-    per_sequence = (loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+    lengths = mask.sum(-1).clamp(min=1.0) if sizes.actions_per_sequence is None else sizes.actions_per_sequence
+    per_sequence = (loss * mask).sum(-1) / lengths
     return per_sequence.sum() / sizes.num_sequences
 
 
