@@ -25,6 +25,16 @@ class LowTokenReward:
         return (batch.rollout.image_tokens < self.threshold).float().mean(dim=1).cpu()
 
 
+class BelowMedianReward:
+    """A programmatic reward with spread in every group: the fraction of tokens below the batch median."""
+
+    needs_answers = False
+
+    def __call__(self, batch):
+        tokens = batch.rollout.image_tokens.float()
+        return (tokens < tokens.median()).float().mean(dim=1).cpu()
+
+
 def make_config(model_dir, output_dir=None, **values) -> TrainConfig:
     data = {"model": str(model_dir), "steps": 2, "prompts_per_step": 2, "group_size": 4, "micro_batch_size": 4,
             "output_dir": str(output_dir or "unused"), "prompts": {"num_generated": 12},
@@ -238,13 +248,6 @@ def test_showo_steps_change_the_shared_transformer(tiny_showo_dir, method):
     from unirl_cli.train.grpo import grpo_step
     from unirl_cli.train.sft import sft_step
 
-    class BelowMedianReward:
-        needs_answers = False
-
-        def __call__(self, batch):
-            tokens = batch.rollout.image_tokens.float()
-            return (tokens < tokens.median()).float().mean(dim=1).cpu()
-
     config = make_config(tiny_showo_dir, method=method, group_size=3, micro_batch_size=6, grpo__beta=0.1)
     ctx = build_run(config, make_accelerator(config), None, None, BelowMedianReward())
     start = snapshot(ctx.policy)
@@ -362,16 +365,6 @@ def test_balance_tags_draws_every_tag_equally_often():
     counts = {tag: sum(r["tag"] == tag for r in even) for tag in {r["tag"] for r in plain}}
     assert len(set(counts.values())) == 1 and len(even) == 5 * max(counts.values())
     assert {r["prompt"] for r in even} == {r["prompt"] for r in plain}
-
-
-class BelowMedianReward:
-    """A programmatic reward with spread in every group: the fraction of tokens below the batch median."""
-
-    needs_answers = False
-
-    def __call__(self, batch):
-        tokens = batch.rollout.image_tokens.float()
-        return (tokens < tokens.median()).float().mean(dim=1).cpu()
 
 
 def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo"):

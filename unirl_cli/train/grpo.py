@@ -148,11 +148,11 @@ def split_by_steps(micro_batches: list[ImageMicroBatch], step_chunk: int, num_st
     constant with nothing to back-propagate). `step_chunk` 0 (or >= num_steps) leaves the micro-batches as they are."""
     if step_chunk <= 0 or step_chunk >= num_steps:
         return micro_batches
+    step_ranges = [range(start, min(start + step_chunk, num_steps)) for start in range(0, num_steps, step_chunk)]
     parts = []
     for micro in micro_batches:
         committed = set(micro.rollout.commit_step.flatten().tolist())
-        chunks = [range(start, min(start + step_chunk, num_steps)) for start in range(0, num_steps, step_chunk)]
-        kept = [steps for steps in chunks if committed.intersection(steps)]
+        kept = [steps for steps in step_ranges if committed.intersection(steps)]
         parts += [replace(micro, steps=steps, first_part=index == 0) for index, steps in enumerate(kept)]
     return parts
 
