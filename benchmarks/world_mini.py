@@ -1,14 +1,14 @@
-"""How well a shapes-world model understands correct renders: greedy answers to each prompt's question about
-its rendered scene, matched with unirl's answer matcher (the world's vocabulary), per tag; on the evaluation
-prompts (scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw,
-new renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where
-the answer must be the scene's truthful description (`world.describe`) word for word. A second table splits the
-position answers into the axis (horizontal or vertical) and the direction along it, on renders of their own
-(other seeds than the first table's, so its "relation right" is a second sample of that table's position cell):
-a reader can get the axis from geometry alone, but the direction only by telling which object is where. A last
-line says how well linear (ridge) probes read each patch's row, column and shape from the image embeddings the
-language model receives (Llama's rotary positions reach attention scores, not the values a token reads, so
-"where is the ring" must be in these).
+"""How well a shapes-world model understands correct renders: greedy answers to each prompt's question about its
+rendered scene, matched with unirl's answer matcher (the world's vocabulary), per tag; on the evaluation prompts
+(scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw, new
+renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where the
+answer must be the scene's truthful description (`world.describe`) word for word, naming the objects in any
+order. A second table splits the position answers into the axis (horizontal or vertical) and the direction along
+it, on renders of their own (other seeds than the first table's, so its "relation right" is a second sample of
+that table's position cell): a reader can get the axis from geometry alone, but the direction only by telling
+which object is where. A last line says how well linear (ridge) probes read each patch's row, column and shape
+from the image embeddings the language model receives (Llama's rotary positions reach attention scores, not the
+values a token reads, so "where is the ring" must be in these).
 
     OMP_NUM_THREADS=1 python benchmarks/world_mini.py [--model mini] [--renders 2]
 """
@@ -16,6 +16,7 @@ language model receives (Llama's rotary positions reach attention scores, not th
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import time
 
@@ -26,7 +27,7 @@ from unirl_cli.data.matching import match_answer
 from unirl_cli.models.loading import load_model
 from unirl_cli.data.qa import TAGS
 from unirl_cli.data.vocab import RELATIONS
-from unirl_cli.world.describe import truthful_qa
+from unirl_cli.world.describe import describe, truthful_qa
 from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts
 from unirl_cli.world.render import draw_scene, render_scene
 
@@ -52,10 +53,14 @@ def understanding_accuracy(model, records, renders_per_prompt: int = 2) -> dict[
 
 
 def truthful_accuracy(model, num_scenes: int = 300, seed: int = 123) -> dict[str, float]:
-    """Per tag, the share of random scenes whose greedy answer is exactly their truthful description."""
+    """Per tag, the share of random scenes whose greedy answer is their truthful description word for word, the
+    objects named in any order (the image does not show the order they were drawn in)."""
     rng = random.Random(seed)
-    jobs = [(record, draw_scene(objects)) for objects, record in (truthful_qa(rng, TAGS) for _ in range(num_scenes))]
-    return answer_accuracy(model, jobs, lambda record, answer: answer.strip() == record["answer"], max_new_tokens=24)
+    jobs = []
+    for objects, record in (truthful_qa(rng, TAGS) for _ in range(num_scenes)):
+        wordings = {describe(record["tag"], list(order)) for order in itertools.permutations(objects)}
+        jobs.append(({**record, "wordings": wordings}, draw_scene(objects)))
+    return answer_accuracy(model, jobs, lambda record, answer: answer.strip() in record["wordings"], max_new_tokens=24)
 
 
 def stated_relation(record: dict, answer: str) -> str | None:

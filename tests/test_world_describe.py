@@ -9,7 +9,8 @@ import pytest
 
 from unirl_cli.data.matching import match_answer
 from unirl_cli.data.qa import TAGS, question_for
-from unirl_cli.world.describe import caption, captioned_scene, describe, is_eval_scene, relations, truthful_qa
+from unirl_cli.world.describe import (caption, captioned_scene, describe, in_reading_order, is_eval_scene, relations,
+                                      truthful_qa)
 from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts, understanding_prompts
 from unirl_cli.world.render import SceneObject, layout_scene
 
@@ -69,6 +70,22 @@ def test_a_caption_counts_by_colour_and_class_in_raster_order():
              SceneObject("diamond", "yellow", 1, 1), SceneObject("circle", "orange", 3, 3)]
     assert caption(scene) == "a photo of two yellow diamonds, a yellow circle and an orange circle"
     assert caption(scene[:1]) == "a photo of a yellow circle"
+
+
+def test_reading_order_names_the_top_left_object_first_and_stays_truthful():
+    ring, cross = SceneObject("ring", "red", 2, 3), SceneObject("cross", "blue", 0, 1)
+    assert in_reading_order([ring, cross]) == [cross, ring]
+    assert in_reading_order([SceneObject("ring", "red", 1, 3), SceneObject("cross", "blue", 1, 0)])[0].col == 0
+    assert describe("color_attr", in_reading_order([ring, cross])) == "The cross is blue and the ring is red"
+    rng, seen_first = random.Random(4), Counter()
+    for _ in range(300):
+        objects, record = truthful_qa(rng, ["color_attr", "position"], max_objects=2, reading_order=True)
+        assert record["answer"] == describe(record["tag"], in_reading_order(objects))
+        if record["tag"] == "color_attr" and len({o.class_name for o in objects}) == 2:
+            first = in_reading_order(objects)[0]
+            assert record["answer"].startswith(f"The {first.class_name} is {first.color}")
+            seen_first[objects[0] == first] += 1
+    assert seen_first[True] and seen_first[False]  # drawn in either order, always named top-left first
 
 
 @pytest.mark.parametrize("seed", [0, 1])

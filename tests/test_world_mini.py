@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -89,8 +90,8 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     from unirl_cli.world.reading import ReadingSettings
 
     focus = ReadingSettings(minutes=0.05, num_scenes=8, num_caption_scenes=4, num_prompt_scenes=4, qa_batch_size=2,
-                            t2i_batch_size=2, max_steps=2)
-    settings = PretrainSettings(reading_focus=focus, minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1,
+                            t2i_batch_size=2, max_steps=2, answer_order="prompt")
+    settings = PretrainSettings(reading_focus=focus, reading_order=replace(focus, answer_order="reading"), minutes=0.4, vq_share=0.4, vision_share=0.2, reading_share=0.1,
                                 truthful_share=0.1, caption_share=0.1, num_caption_scenes=24, caption_t2i_batch_size=4,
                                 caption_qa_batch_size=2, num_scenes=24,
                                 batch_size=4, max_vq_steps=3,
@@ -99,8 +100,8 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
     # Stages stop at their step cap or time share, whichever comes first (a loaded machine gets fewer steps).
     steps = (report.vq_steps, report.vision_steps, report.lm_steps, report.reading_steps, report.truthful_steps,
-             report.caption_steps, report.focus_steps)
-    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2, 4, 2))), steps  # captions: two phases
+             report.caption_steps, report.focus_steps, report.order_steps)
+    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2, 4, 2, 2))), steps  # captions: two phases
     assert (tmp_path / "mini" / "pretrain_report.json").is_file()
     model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
     assert model.num_image_tokens == 64 and model.image_size == 64

@@ -40,6 +40,7 @@ def test_truthful_questions_reach_evaluation_scenes_only_when_asked_to():
     (ReadingSettings(tag_weights={"pose": 1.0}), "unknown tag(s) pose"),
     (ReadingSettings(tag_weights={"position": 0.0}), "at least one above 0"),
     (ReadingSettings(truthful_share=1.5), "must lie in [0, 1]"),
+    (ReadingSettings(answer_order="sideways"), "not one of prompt, reading"),
 ])
 def test_bad_reading_settings_are_refused_by_name(settings, message):
     from unirl_cli.errors import UnirlError
@@ -66,6 +67,25 @@ def test_question_scenes_follow_the_tag_weights_and_the_truthful_share(untrained
     assert set(drawn) == {"position", "counting"} and drawn["position"] > 95
     truthful = scenes[150:]
     assert all("prompt" not in s.record and s.record["answer"] for s in truthful)
+
+
+@pytest.mark.parametrize("answer_order", ["prompt", "reading"])
+def test_answers_name_the_objects_in_the_order_asked_for(untrained_mini, answer_order):
+    from unirl_cli.world.detector import detect_objects
+
+    settings = ReadingSettings(tag_weights={"color_attr": 1.0}, truthful_share=0.0, num_scenes=60,
+                               answer_order=answer_order)
+    scenes = weighted_question_scenes(untrained_mini, settings, random.Random(1))
+    templates = {r["question"] + r["prompt"]: r["answer"] for r in reading_pool("training")["color_attr"]}
+    first_named_first = 0
+    for scene in scenes:
+        detections = sorted(detect_objects(scene.image), key=lambda d: (d.box[1] // 16, d.box[0] // 16))
+        assert len(detections) == 2  # a correct render of the record
+        first_named_first += scene.record["answer"].startswith(f"The {detections[0].class_name} is {detections[0].color}")
+        if answer_order == "prompt":
+            assert scene.record["answer"] == templates[scene.record["question"] + scene.record["prompt"]]
+    # Reading order always names the top-left object first; the prompt's order does so about half the time.
+    assert first_named_first == 60 if answer_order == "reading" else 15 < first_named_first < 45
 
 
 def test_focused_reading_trains_the_model_within_its_step_cap(untrained_mini):
@@ -98,6 +118,7 @@ def test_read_cli_refuses_bad_input_in_one_line(tmp_path):
     for args, message in [(("--scope", "everything"), "not one of training, world"),
                           (("--weights", "position=lots"), "is not tag=number"),
                           (("--minutes", "0"), "--minutes must be > 0"),
+                          (("--answer-order", "sideways"), "not one of prompt, reading"),
                           (("--model", "no-such-model"), "no-such-model")]:
         result = unirl(*args)
         assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -22,7 +22,8 @@ app.add_typer(world_app, name="world")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
     minutes: float = typer.Option(62.0, "--minutes", help="Wall-clock budget of the first six stages (VQ, encoder, LM, reading, truthful reading, captions)."),
-    reading_minutes: float = typer.Option(12.0, "--reading-minutes", help="Budget of the seventh, focused reading stage (0 skips it; `unirl world read` runs it alone)."),
+    reading_minutes: float = typer.Option(12.0, "--reading-minutes", help="Budget of the seventh, focused reading stage, answers in the prompt's order (0 skips it)."),
+    order_minutes: float = typer.Option(10.0, "--order-minutes", help="Budget of the eighth stage, focused reading with answers in reading order (0 skips it; `unirl world read` runs it alone)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
@@ -32,14 +33,18 @@ def pretrain(
     check_positive("num_scenes", num_scenes)
     check_positive("threads", threads)
     check_positive("reading_minutes", reading_minutes, allow_zero=True)
+    check_positive("order_minutes", order_minutes, allow_zero=True)
+    from dataclasses import replace
+
     import torch
 
     from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
-    from unirl_cli.world.reading import ReadingSettings
 
     torch.set_num_threads(threads)
+    defaults = PretrainSettings()
     settings = PretrainSettings(seed=seed, minutes=minutes, num_scenes=num_scenes,
-                                reading_focus=ReadingSettings(minutes=reading_minutes))
+                                reading_focus=replace(defaults.reading_focus, minutes=reading_minutes),
+                                reading_order=replace(defaults.reading_order, minutes=order_minutes))
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
     stdout.print(f"mini model written to {out}: VQ {report.vq_steps} steps ({report.vq_seconds / 60:.1f} min), "
                  f"LM {report.lm_steps} steps ({report.lm_seconds / 60:.1f} min), image-token loss "
@@ -49,7 +54,8 @@ def pretrain(
                  f"answer loss {report.truthful_answer_loss:.3f}; captions {report.caption_steps} steps "
                  f"({report.caption_seconds / 60:.1f} min), image-token loss {report.caption_image_loss:.3f}; "
                  f"focused reading {report.focus_steps} steps ({report.focus_seconds / 60:.1f} min), answer loss "
-                 f"{report.focus_answer_loss:.3f}")
+                 f"{report.focus_answer_loss:.3f}; reading order {report.order_steps} steps "
+                 f"({report.order_seconds / 60:.1f} min), answer loss {report.order_answer_loss:.3f}")
 
 
 def _tag_weights(text: str) -> dict:
@@ -69,11 +75,12 @@ def _tag_weights(text: str) -> dict:
 def read(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the continued model to."),
     model: str = typer.Option("mini", "--model", "-m", help="Shapes-world model to continue: mini or a folder."),
-    minutes: float = typer.Option(12.0, "--minutes", help="Wall-clock budget of the stage."),
+    minutes: float = typer.Option(10.0, "--minutes", help="Wall-clock budget of the stage."),
     scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
     truthful_share: float = typer.Option(0.2, "--truthful-share", help="Share of questions about random scenes, answered with what they show."),
-    seed: int = typer.Option(21, "--seed", help="Seed of scenes and batches."),
+    answer_order: str = typer.Option("reading", "--answer-order", help="How answers order the objects they name: reading (as the image shows them, top row first; the eighth pretraining stage) or prompt (as the prompt was written; the seventh)."),
+    seed: int = typer.Option(22, "--seed", help="Seed of scenes and batches (the eighth pretraining stage's; the seventh's is 21)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
 ) -> None:
     """Continue a shapes-world model with a focused reading stage (the last stage of `unirl world pretrain`)."""
@@ -82,7 +89,7 @@ def read(
     from unirl_cli.world.reading import ReadingSettings, check_reading_settings
 
     settings = ReadingSettings(minutes=minutes, seed=seed, scope=scope, tag_weights=_tag_weights(weights),
-                               truthful_share=truthful_share)
+                               truthful_share=truthful_share, answer_order=answer_order)
     check_reading_settings(settings)
     import torch
 

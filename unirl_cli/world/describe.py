@@ -37,11 +37,15 @@ def colored_list(objects: Sequence[SceneObject]) -> str:
     return _join([with_article(f"{obj.color} {obj.class_name}") for obj in objects])
 
 
+def in_reading_order(objects: Sequence[SceneObject]) -> list[SceneObject]:
+    """`objects` as a reader meets them: top row first, left to right within a row (raster order)."""
+    return sorted(objects, key=lambda obj: (obj.row, obj.col))
+
+
 def caption(objects: Sequence[SceneObject]) -> str:
-    """A text-to-image caption of any scene, objects counted by colour and class in raster order:
+    """A text-to-image caption of any scene, objects counted by colour and class in reading order:
     "a photo of two yellow diamonds and a yellow circle"."""
-    in_raster_order = sorted(objects, key=lambda obj: (obj.row, obj.col))
-    groups = Counter((obj.color, obj.class_name) for obj in in_raster_order)
+    groups = Counter((obj.color, obj.class_name) for obj in in_reading_order(objects))
     return "a photo of " + _join([count_phrase(f"{color} {name}", count) for (color, name), count in groups.items()])
 
 
@@ -140,14 +144,16 @@ def captioned_scene(rng: random.Random, monochrome_share: float, min_objects: in
             return objects, caption(objects)
 
 
-def truthful_qa(rng: random.Random, tags: Sequence[str], max_objects: int = 6,
-                exclude_eval: bool = True) -> tuple[list[SceneObject], dict]:
+def truthful_qa(rng: random.Random, tags: Sequence[str], max_objects: int = 6, exclude_eval: bool = True,
+                reading_order: bool = False) -> tuple[list[SceneObject], dict]:
     """A random scene (1..`max_objects` shapes, at most four of a class; no evaluation scene of the question's
-    tag unless `exclude_eval` is False) and a question record for one of `tags` whose answer is what it shows."""
+    tag unless `exclude_eval` is False) and a question record for one of `tags` whose answer is what it shows,
+    naming the objects in reading order if `reading_order` (else in the order they were drawn)."""
     tag = rng.choice(list(tags))
     while True:
         objects = random_scene(rng, max_objects)
         if max(Counter(o.class_name for o in objects).values()) <= MAX_SAME_CLASS and not (
                 exclude_eval and is_eval_scene(objects, tag)):
             break
-    return objects, {"tag": tag, "question": question_for(tag), "answer": describe(tag, objects)}
+    described = in_reading_order(objects) if reading_order else objects
+    return objects, {"tag": tag, "question": question_for(tag), "answer": describe(tag, described)}

@@ -2,8 +2,9 @@
 encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
 reading stage in which half the questions are about random scenes, answered with what they show, then a
 caption stage: text-to-image on captions of random scenes, most of them in one colour, which is what makes
-the generator compose a colour word with a shape it never saw it with; and last a focused reading stage,
-`world.reading`, mostly position and colour-attribution questions, on its own budget).
+the generator compose a colour word with a shape it never saw it with; and last two focused reading stages,
+`world.reading`, mostly position and colour-attribution questions, each on its own budget: answers in the
+prompt's order, then in reading order).
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -84,7 +85,11 @@ class PretrainSettings:
     caption_t2i_batch_size: int = 32
     caption_qa_batch_size: int = 8  # keeps understanding from drifting while the generator trains
     # The seventh stage (`world.reading`), its own budget on top of `minutes`; its seed is offset by `seed`.
-    reading_focus: ReadingSettings = field(default_factory=ReadingSettings)
+    # Its answers name objects in the prompt's order, as when the shipped mini was made.
+    reading_focus: ReadingSettings = field(
+        default_factory=lambda: ReadingSettings(minutes=12.0, seed=21, answer_order="prompt"))
+    # The eighth stage: the same mix with answers naming objects in reading order (README, finding 11).
+    reading_order: ReadingSettings = field(default_factory=ReadingSettings)
 
 
 @dataclass
@@ -114,6 +119,9 @@ class PretrainReport:
     focus_steps: int = 0
     focus_seconds: float = 0.0
     focus_answer_loss: float = float("nan")
+    order_steps: int = 0
+    order_seconds: float = 0.0
+    order_answer_loss: float = float("nan")
     history: list = field(default_factory=list)
 
 
@@ -151,14 +159,16 @@ def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> 
     return tokenised_scenes(model, chosen, [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen])
 
 
-def build_truthful_scenes(model, count: int, rng: random.Random, exclude_eval: bool = True) -> list[Scene]:
+def build_truthful_scenes(model, count: int, rng: random.Random, exclude_eval: bool = True,
+                          reading_order: bool = False) -> list[Scene]:
     """`count` random scenes (1-6 shapes; no evaluation scene of its question's tag unless `exclude_eval` is
-    False), each with one of the six questions answered with what it shows (`world.describe`), so that
-    understanding reads images that do not match any prompt, as generated ones do."""
+    False), each with one of the six questions answered with what it shows (`world.describe`; objects named in
+    reading order if `reading_order`), so that understanding reads images that do not match any prompt, as
+    generated ones do."""
     from unirl_cli.data.qa import TAGS
     from unirl_cli.world.describe import truthful_qa
 
-    pairs = [truthful_qa(rng, TAGS, exclude_eval=exclude_eval) for _ in range(count)]
+    pairs = [truthful_qa(rng, TAGS, exclude_eval=exclude_eval, reading_order=reading_order) for _ in range(count)]
     return tokenised_scenes(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
 
 
@@ -304,7 +314,8 @@ def _last_loss(history: list[dict], key: str) -> float:
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
                   log: Callable[[str], None] = print) -> PretrainReport:
     """Build the mini Janus; train its VQ tokenizer, its understanding encoder (then whitened into the aligner),
-    then its LM, within `settings.minutes`; then the focused reading stage in its own minutes; save to `out_dir`."""
+    then its LM, within `settings.minutes`; then the two focused reading stages in their own minutes (answers in
+    the prompt's order, then in reading order); save to `out_dir`."""
     from unirl_cli.models.janus import JanusModel
     from unirl_cli.world.mini import build_untrained_mini
 
@@ -351,12 +362,16 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     if caption_seconds > 0:
         report.caption_steps, report.caption_seconds, history = caption_stage(model, settings, caption_seconds, log)
         report.caption_image_loss, report.history = _last_loss(history, "image_loss"), report.history + history
-    if settings.reading_focus.minutes > 0:
-        from unirl_cli.world.reading import focused_reading
+    from unirl_cli.world.reading import focused_reading
 
+    if settings.reading_focus.minutes > 0:
         focus = replace(settings.reading_focus, seed=settings.seed + settings.reading_focus.seed)
         report.focus_steps, report.focus_seconds, history = focused_reading(model, focus, log)
         report.focus_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
+    if settings.reading_order.minutes > 0:
+        stage = replace(settings.reading_order, seed=settings.seed + settings.reading_order.seed)
+        report.order_steps, report.order_seconds, history = focused_reading(model, stage, log, "reading order")
+        report.order_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report

@@ -19,6 +19,11 @@ from typing import Callable
 from unirl_cli.errors import UnirlError
 
 SCOPES = ("training", "world")
+# How an answer orders the objects it names: as the prompt's template does ("prompt": the order the prompt
+# was written in, which the image does not show) or as they appear in the image ("reading": top row first, left
+# to right). A reader can only bind a colour or a place to the right shape when the order is one it can see
+# (README, finding 11).
+ANSWER_ORDERS = ("prompt", "reading")
 # The shipped stage's mix: position and colour attribution are what the reader fails most (README, finding 8);
 # the other tags stay in so that their answers are not forgotten.
 READING_TAG_WEIGHTS = {"single_object": 0.05, "two_object": 0.05, "counting": 0.1, "colors": 0.05,
@@ -29,8 +34,8 @@ READING_TAG_WEIGHTS = {"single_object": 0.05, "two_object": 0.05, "counting": 0.
 class ReadingSettings:
     """Data, budget and optimiser of one focused reading stage (defaults: the shipped mini's last stage)."""
 
-    minutes: float = 12.0
-    seed: int = 21
+    minutes: float = 10.0
+    seed: int = 22
     scope: str = "training"
     tag_weights: dict = field(default_factory=lambda: dict(READING_TAG_WEIGHTS))
     truthful_share: float = 0.2  # of the question scenes: random scenes, answered with what they show
@@ -42,6 +47,7 @@ class ReadingSettings:
     learning_rate: float = 1e-3
     warmup_steps: int = 30
     max_steps: int = 100_000
+    answer_order: str = "reading"
 
 
 def check_reading_settings(settings: ReadingSettings) -> None:
@@ -57,6 +63,8 @@ def check_reading_settings(settings: ReadingSettings) -> None:
         raise UnirlError("reading weights must be >= 0 with at least one above 0, e.g. position=1")
     if not 0 <= settings.truthful_share <= 1:
         raise UnirlError(f"truthful share {settings.truthful_share} must lie in [0, 1]")
+    if settings.answer_order not in ANSWER_ORDERS:
+        raise UnirlError(f"answer order {settings.answer_order!r} is not one of {', '.join(ANSWER_ORDERS)}")
 
 
 def check_shapes_model(model) -> None:
@@ -83,7 +91,8 @@ def reading_pool(scope: str) -> dict[str, list[dict]]:
 
 def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Random) -> list:
     """`settings.num_scenes` question scenes: renders of pool records drawn by tag weight, then the truthful
-    share of random scenes (any tag) answered with what they show."""
+    share of random scenes (any tag) answered with what they show; answers name objects in `answer_order`."""
+    from unirl_cli.world.describe import describe, in_reading_order
     from unirl_cli.world.pretrain import build_truthful_scenes, tokenised_scenes
     from unirl_cli.world.render import render_scene
 
@@ -92,12 +101,17 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
     truthful = round(settings.num_scenes * settings.truthful_share)
     drawn_tags = rng.choices(tags, [settings.tag_weights[tag] for tag in tags], k=settings.num_scenes - truthful)
     records = [rng.choice(pool[tag]) for tag in drawn_tags]
-    scenes = tokenised_scenes(model, records, [render_scene(r, rng.randrange(1 << 30))[0] for r in records])
-    return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world")
+    renders = [render_scene(r, rng.randrange(1 << 30)) for r in records]
+    reading_order = settings.answer_order == "reading"
+    if reading_order:  # a correct render's truthful answer is the template's, its objects named as they appear
+        records = [{**r, "answer": describe(r["tag"], in_reading_order(objects))} for r, (_, objects) in zip(records, renders)]
+    scenes = tokenised_scenes(model, records, [image for image, _ in renders])
+    return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
+                                          reading_order=reading_order)
 
 
-def focused_reading(model, settings: ReadingSettings,
-                    log: Callable[[str], None] = print) -> tuple[int, float, list[dict]]:
+def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None] = print,
+                    stage_name: str = "focused reading") -> tuple[int, float, list[dict]]:
     """Train `model` (a JanusModel, in place) on the stage's questions and a few text-to-image examples for
     `settings.minutes`; returns (steps, seconds, loss history)."""
     from unirl_cli.world.pretrain import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
@@ -113,6 +127,6 @@ def focused_reading(model, settings: ReadingSettings,
     question_scenes = weighted_question_scenes(model, settings, rng)
     log(f"rendered and tokenised {len(t2i_scenes)} text-to-image and {len(question_scenes)} question scenes "
         f"in {time.time() - started:.0f}s")
-    stage = LmStage("focused reading", settings.t2i_batch_size, settings.qa_batch_size, settings.learning_rate,
+    stage = LmStage(stage_name, settings.t2i_batch_size, settings.qa_batch_size, settings.learning_rate,
                     settings.warmup_steps, max(settings.minutes * 60, 1.0), settings.max_steps)
     return train_language_model(model, t2i_scenes, question_scenes, stage, rng, log)
