@@ -85,7 +85,7 @@ class PretrainSettings:
     caption_t2i_batch_size: int = 32
     caption_qa_batch_size: int = 8  # keeps understanding from drifting while the generator trains
     # The seventh stage (`world.reading`), its own budget on top of `minutes`; its seed is offset by `seed`.
-    # Its answers name objects in the prompt's order, as when the shipped mini was made.
+    # Its answers name objects in the prompt's order, as in the run that made the shipped mini's stages 1-7.
     reading_focus: ReadingSettings = field(
         default_factory=lambda: ReadingSettings(minutes=12.0, seed=21, answer_order="prompt"))
     # The eighth stage: the same mix with answers naming objects in reading order (README, finding 11).

@@ -1,7 +1,8 @@
 """A focused reading stage: continue a shapes-world model with questions weighted by tag, about the scenes of
 a chosen scope, plus truthful questions about random scenes and a few text-to-image examples.
 
-`unirl world read` runs it on any model folder (or `mini`); `unirl world pretrain` runs it last. The scope
+`unirl world read` runs it on any model folder (or `mini`); `unirl world pretrain` runs it last, twice
+(stages 7 and 8: answers in the prompt's order, then in reading order). The scope
 says which scenes understanding may read: `training` keeps every evaluation scene out (as all other stages
 do), `world` lets understanding read every scene of the world, evaluation compositions included, the way a
 real model's captioning data covers compositions its text-to-image prompts never ask for. Text-to-image stays
@@ -32,7 +33,7 @@ READING_TAG_WEIGHTS = {"single_object": 0.05, "two_object": 0.05, "counting": 0.
 
 @dataclass
 class ReadingSettings:
-    """Data, budget and optimiser of one focused reading stage (defaults: the shipped mini's last stage)."""
+    """Data, budget and optimiser of one focused reading stage (defaults: the shipped mini's last stage, 8)."""
 
     minutes: float = 10.0
     seed: int = 22
