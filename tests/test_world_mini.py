@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -108,6 +111,19 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
     rollout = model.generate_images(["a photo of a red circle"], seeds=[0])
     assert rollout.image_tokens.shape == (1, 64)
     assert model.decode_images(rollout.image_tokens)[0].size == (64, 64)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--order-minutes", "-1"), "--order-minutes must be >= 0"),
+    (("--reading-minutes", "-2"), "--reading-minutes must be >= 0"),
+    (("--minutes", "0"), "--minutes must be > 0"),
+])
+def test_pretrain_cli_refuses_bad_budgets_in_one_line_before_any_compute(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "unirl_cli", "world", "pretrain", "--out", str(tmp_path / "m"), *args],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
