@@ -22,6 +22,7 @@ import argparse
 import random
 import re
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,8 @@ from world_mini import ridge_fit  # the sibling benchmark's float64 ridge (scrip
 
 from unirl_cli.data.qa import question_for
 from unirl_cli.models import janus_understanding
-from unirl_cli.data.vocab import INVERSE_RELATION
 from unirl_cli.models.loading import load_model
-from unirl_cli.world.describe import in_reading_order, is_eval_scene, relations
+from unirl_cli.world.describe import describe, in_reading_order, is_eval_scene
 from unirl_cli.world.prompts import eval_prompts, train_prompts
 from unirl_cli.world.render import draw_scene, random_scene, render_scene
 from unirl_cli.world.spec import COLOR_NAMES, SHAPES
@@ -48,13 +48,14 @@ def two_object_scenes(rng: random.Random, count: int) -> list:
 
 
 def sentences(tag: str, first, second) -> tuple[str, str]:
-    """(the true answer naming `first` first, the same sentence with the binding flipped) for `tag`'s question."""
+    """(the true answer naming `first` first, the answer about the same scene with the binding flipped: the two
+    colours swapped for colour attribution, the two places for position), both in the world's own wording."""
     if tag == "color_attr":
-        right = f"The {first.class_name} is {first.color} and the {second.class_name} is {second.color}"
-        return right, f"The {first.class_name} is {second.color} and the {second.class_name} is {first.color}"
-    relation = relations(first, second)[0]
-    return (f"The {first.class_name} is {relation} the {second.class_name}",
-            f"The {first.class_name} is {INVERSE_RELATION[relation]} the {second.class_name}")
+        flipped = [replace(first, color=second.color), replace(second, color=first.color)]
+        return describe(tag, [first, second]), describe(tag, flipped)
+    # describe() states the relation of its second object to its first
+    flipped = [replace(second, row=first.row, col=first.col), replace(first, row=second.row, col=second.col)]
+    return describe(tag, [second, first]), describe(tag, flipped)
 
 
 def forced_choice(model, tag: str, scenes: list, from_codes: bool, batch_size: int = 50) -> float:
@@ -64,7 +65,7 @@ def forced_choice(model, tag: str, scenes: list, from_codes: bool, batch_size: i
     for start in range(0, len(scenes), batch_size):
         batch = scenes[start:start + batch_size]
         images = [draw_scene(objects) for objects in batch]
-        likelihood = {True: 0.0, False: 0.0}
+        log_likelihood = {}
         with torch.no_grad():
             inputs = model.encode_images(images) if from_codes else images
             questions = [question_for(tag)] * len(batch)
@@ -72,8 +73,9 @@ def forced_choice(model, tag: str, scenes: list, from_codes: bool, batch_size: i
                 pairs = [sentences(tag, objects[order[0]], objects[order[1]]) for objects in batch]
                 for true, column in ((True, 0), (False, 1)):
                     scores = model.answer_logprobs(inputs, questions, [p[column] for p in pairs]).total_logprob
-                    likelihood[true] = likelihood[true] + scores.exp()
-        wins += int((likelihood[True] > likelihood[False]).sum())
+                    so_far = log_likelihood.get(true)
+                    log_likelihood[true] = scores if so_far is None else torch.logaddexp(so_far, scores)
+        wins += int((log_likelihood[True] > log_likelihood[False]).sum())
     return wins / len(scenes)
 
 

@@ -105,7 +105,8 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
     renders = [render_scene(r, rng.randrange(1 << 30)) for r in records]
     reading_order = settings.answer_order == "reading"
     if reading_order:  # a correct render's truthful answer is the template's, its objects named as they appear
-        records = [{**r, "answer": describe(r["tag"], in_reading_order(objects))} for r, (_, objects) in zip(records, renders)]
+        records = [{**r, "answer": describe(r["tag"], in_reading_order(objects))}
+                   for r, (_, objects) in zip(records, renders)]
     scenes = tokenised_scenes(model, records, [image for image, _ in renders])
     return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
                                           reading_order=reading_order)
