@@ -281,17 +281,11 @@ def test_end_to_end_sft_gradient_reaches_generation_logits(family_dir, request):
     assert float(captured["logits"].grad.abs().sum()) > 0
 
 
-def test_tensorboard_tracker_and_missing_tracker(tiny_janus_dir, tmp_path):
+def test_tensorboard_tracker_writes_events(tiny_janus_dir, tmp_path):
     pytest.importorskip("tensorboard")
     config = make_config(tiny_janus_dir, tmp_path / "tb", steps=1, group_size=2, log__report_to="tensorboard")
     train(config, reward_fn=LowTokenReward())
     assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
-    from unirl_cli.train.tracking import check_tracker_available
-    import importlib.util
-
-    if importlib.util.find_spec("wandb") is None:
-        with pytest.raises(UnirlError, match="needs the 'wandb' package"):
-            check_tracker_available("wandb")
 
 
 def test_detector_reward_mixes_with_the_self_reward(tiny_janus_dir, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from unirl_cli.cli.common import console, state
 from unirl_cli.errors import UnirlError
@@ -19,7 +20,8 @@ class _App(typer.Typer):
         except UnirlError as err:
             if state.debug:
                 raise
-            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # escape: a message such as "pip install 'unirl[lora]'" must not be read as rich markup.
+            console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             sys.exit(2)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]")
@@ -27,7 +29,7 @@ class _App(typer.Typer):
         except Exception as err:  # a bug: keep it short unless asked
             if state.debug:
                 raise
-            console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err} "
+            console.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {escape(str(err))} "
                           "(rerun with --debug for the traceback)", highlight=False, soft_wrap=True)
             sys.exit(1)
 

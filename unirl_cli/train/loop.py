@@ -16,6 +16,7 @@ import torch
 
 from unirl_cli.config import config_to_dict, save_config
 from unirl_cli.errors import UnirlError
+from unirl_cli.extras import missing_extra_error, missing_training_extras
 from unirl_cli.models.base import UnifiedModel
 from unirl_cli.train import checkpoint as ckpt
 from unirl_cli.train.config import TrainConfig, config_problems
@@ -26,7 +27,7 @@ from unirl_cli.train.policy import (Reference, TrainingModule, apply_lora, build
                                     disable_dropout)
 from unirl_cli.train.prompts import load_training_prompts, prompts_for_step, shard_for_rank
 from unirl_cli.train.rewards import RewardFunction, build_reward
-from unirl_cli.train.tracking import LiveView, MetricsLog, check_tracker_available, plot_curves, save_sample_grid
+from unirl_cli.train.tracking import LiveView, MetricsLog, plot_curves, save_sample_grid
 
 
 @dataclass
@@ -54,6 +55,13 @@ def make_accelerator(config: TrainConfig):
                        log_with=None if config.log.report_to == "none" else config.log.report_to,
                        project_dir=config.output_dir, kwargs_handlers=[ddp_kwargs],
                        gradient_accumulation_steps=accumulation)
+
+
+def check_training_extras(config: TrainConfig) -> None:
+    """One line naming the first optional package this run needs and lacks (LoRA, DeepSpeed, a tracker)."""
+    missing = missing_training_extras(config.lora.r, config.log.report_to, deepspeed_requested())
+    if missing:
+        raise missing_extra_error(missing[0])
 
 
 def check_resume_matches(config: TrainConfig, state: dict, checkpoint: Path) -> None:
@@ -190,7 +198,7 @@ def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunct
     problems = config_problems(config)
     if problems:
         raise UnirlError("invalid config: " + "; ".join(problems))
-    check_tracker_available(config.log.report_to)
+    check_training_extras(config)
     records = load_training_prompts(config.prompts)
     checkpoint, state = _resume_state(config, resume)
     accelerator = make_accelerator(config)

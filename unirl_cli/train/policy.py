@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from unirl_cli.errors import UnirlError
+from unirl_cli.extras import require_extra
 from unirl_cli.models.base import ImageRollout, UnifiedModel
 from unirl_cli.train.config import LoraConfig, OptimConfig
 
@@ -43,10 +44,9 @@ def apply_lora(policy: UnifiedModel, config: LoraConfig) -> None:
     `hf_model` keeps its own class, so the backend's code paths are unchanged; the wrapper is kept beside it
     (not as a submodule, so parameters are not registered twice) for disabling, saving and merging adapters.
     """
-    try:
-        import peft
-    except ModuleNotFoundError as err:
-        raise UnirlError("lora.r > 0 needs peft; install it with `pip install 'unirl[lora]'`") from err
+    require_extra("lora")
+    import peft
+
     lora_config = peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                   target_modules=list(config.target_modules))
     frozen = {id(p) for p in policy.parameters() if not p.requires_grad}

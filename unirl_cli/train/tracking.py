@@ -6,7 +6,6 @@ Only the main process calls these. Metric rows are flat dicts of floats keyed li
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections import deque
@@ -16,20 +15,6 @@ from typing import Sequence
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from unirl_cli.errors import UnirlError
-
-TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "trackio": ("trackio",)}
-
-
-def check_tracker_available(report_to: str) -> None:
-    """Raise a one-line UnirlError before any compute when the chosen tracker's package is missing."""
-    if report_to == "none":
-        return
-    packages = TRACKER_PACKAGES[report_to]
-    if not any(importlib.util.find_spec(name) for name in packages):
-        raise UnirlError(f"log.report_to={report_to} needs the '{packages[0]}' package; install it "
-                         f"(pip install {packages[0]}) or use log.report_to=none (metrics.jsonl is always written)")
 
 
 class MetricsLog:
