@@ -20,7 +20,7 @@ import time
 import torch
 
 from unirl_cli.config import SamplingConfig
-from unirl_cli.models.janus import JanusModel, generation_prompt
+from unirl_cli.models.janus import JanusModel
 from unirl_cli.models.janus_tiny import build_tiny_janus
 
 PROMPTS = ["a photo of a red cube", "two blue circles", "a dog left of a cat", "three green apples on a table",
@@ -42,7 +42,7 @@ def run(batch: int, repeats: int, device: str, guidance_scale: float = 5.0) -> l
     seeds = list(range(batch))
     greedy = SamplingConfig(guidance_scale=guidance_scale, greedy=True)
     sampled = SamplingConfig(guidance_scale=guidance_scale, temperature=1.0)
-    encoded = model.tokenizer([generation_prompt(p) for p in prompts], padding=True, padding_side="left",
+    encoded = model.tokenizer([model.prompt_format.generation_prompt(p) for p in prompts], padding=True, padding_side="left",
                               return_tensors="pt").to(device)
 
     def ours_greedy():

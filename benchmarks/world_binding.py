@@ -55,12 +55,11 @@ def first_token_colour_share(model, records: list[dict]) -> float:
     """Mean share of the teacher-forced probability of the object's first image token, summed over its ten
     colour variants, that falls on the asked colour (renders of the pair alone in each of `CELLS`)."""
     from unirl_cli.models import janus_sampling
-    from unirl_cli.models.janus import generation_prompt
 
     shares = []
     for record in records:
         wanted = record["include"][0]
-        encoded = model.tokenizer([generation_prompt(record["prompt"])], return_tensors="pt")
+        encoded = model.tokenizer([model.prompt_format.generation_prompt(record["prompt"])], return_tensors="pt")
         for row, col in CELLS:
             images = [draw_scene([SceneObject(wanted["class"], colour, row, col)]) for colour in COLOR_NAMES]
             codes = model.encode_images(images)

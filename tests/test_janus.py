@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
-from unirl_cli.models.janus import JanusModel, generation_prompt
+from unirl_cli.models.janus import JanusModel
 from unirl_cli.models.janus_understanding import pixels_from_soft_tokens
 
 PROMPTS = ["a red cube", "two blue circles on a long wooden table in the park", "a dog"]
@@ -35,7 +35,7 @@ def test_tiny_folder_round_trips_generation_config_and_processor(tiny_janus_dir,
 def test_chat_template_matches_generation_prompt(tiny_janus):
     messages = [{"role": "user", "content": [{"type": "text", "text": "a red cube"}]}]
     templated = tiny_janus.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    assert templated + "<begin_of_image>" == generation_prompt("a red cube")
+    assert templated + "<begin_of_image>" == tiny_janus.prompt_format.generation_prompt("a red cube")
     assert templated == "<|User|>: a red cube\n\n<|Assistant|>:"
 
 
@@ -74,7 +74,8 @@ def test_top_k_truncation_restricts_samples(tiny_janus):
 
 def test_greedy_tokens_equal_transformers_generate(tiny_janus):
     rollout = tiny_janus.generate_images(PROMPTS, seeds=[0, 0, 0], sampling=SamplingConfig(guidance_scale=3.0, greedy=True))
-    encoded = tiny_janus.tokenizer([generation_prompt(p) for p in PROMPTS], padding=True, padding_side="left",
+    encoded = tiny_janus.tokenizer([tiny_janus.prompt_format.generation_prompt(p) for p in PROMPTS], padding=True,
+                                   padding_side="left",
                                    return_tensors="pt")
     reference = tiny_janus.hf_model.generate(**encoded, generation_mode="image", do_sample=False, guidance_scale=3.0)
     assert torch.equal(rollout.image_tokens, reference)

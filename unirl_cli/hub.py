@@ -98,7 +98,8 @@ def skip_duplicate_weights(repo_id: str, revision: str | None, allow_patterns: t
 
 def converted_dir(spec: ModelSpec, snapshot: Path) -> Path:
     """Where the transformers-layout conversion of a DeepSeek-format snapshot is kept."""
-    return unirl_home() / "converted" / spec.name / snapshot.name
+    # v2: conversions carry the checkpoint's chat roles and DeepSeek's system prompt; earlier ones are redone.
+    return unirl_home() / "converted" / spec.name / f"{snapshot.name}-v2"
 
 
 def prepare_spec(spec: ModelSpec, revision: str | None = None, local_dir: str | None = None,
@@ -113,7 +114,7 @@ def prepare_spec(spec: ModelSpec, revision: str | None = None, local_dir: str | 
     if not (target / "config.json").is_file():
         from unirl_cli.models.janus_convert import convert_deepseek_janus
 
-        convert_deepseek_janus(snapshot, target)
+        convert_deepseek_janus(snapshot, target, chat_format=spec.chat_format)
     return target
 
 

@@ -65,12 +65,19 @@ def create_tiny(
 def convert_janus(
     source: Path = typer.Argument(..., help="A folder with a Janus checkpoint in DeepSeek's original layout."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the transformers-layout model."),
+    chat_format: str = typer.Option("janus-pro", "--chat-format",
+                                    help="Chat roles the checkpoint was trained with: janus-pro (<|User|>, Janus-Pro) "
+                                         "or janus (User, Janus-1.3B)."),
 ) -> None:
     """Convert a DeepSeek-format Janus checkpoint (e.g. deepseek-ai/Janus-1.3B) to the transformers layout."""
     from unirl_cli.errors import UnirlError
     from unirl_cli.models.janus_convert import convert_deepseek_janus
 
+    from unirl_cli.models.janus_format import CHAT_FORMATS
+
+    if chat_format not in CHAT_FORMATS:
+        raise UnirlError(f"--chat-format '{chat_format}' is not known; use one of {', '.join(CHAT_FORMATS)}")
     if not (source / "config.json").is_file():
         raise UnirlError(f"'{source}' has no config.json; pass the folder of a DeepSeek Janus checkpoint")
-    convert_deepseek_janus(source, out)
+    convert_deepseek_janus(source, out, chat_format=chat_format)
     stdout.print(f"converted model written to {out}")

@@ -20,16 +20,11 @@ from PIL import Image
 
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
-from unirl_cli.models import janus_sampling, janus_understanding
+from unirl_cli.models import janus_format, janus_sampling, janus_understanding
 from unirl_cli.models.base import AnswerScores, ImageRollout, UnifiedModel
 
 JANUS_PRO_PIXEL_MEAN = [0.5, 0.5, 0.5]
 JANUS_PRO_PIXEL_STD = [0.5, 0.5, 0.5]
-
-
-def generation_prompt(prompt: str) -> str:
-    """DeepSeek's text-to-image prompt; the tokenizer adds BOS, `<begin_of_image>` starts the image."""
-    return f"<|User|>: {prompt.strip()}\n\n<|Assistant|>:<begin_of_image>"
 
 
 def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -53,6 +48,8 @@ class JanusModel(UnifiedModel):
         self.hf_model = hf_model
         self.processor = processor
         self.tokenizer = processor.tokenizer
+        # Chat roles and system prompt are the checkpoint's own (its processor), read once.
+        self.prompt_format = janus_format.prompt_format_of(processor)
         _repair_generation_config(hf_model, self.tokenizer)
 
     # ---- identity and sizes -------------------------------------------------------------------
@@ -114,7 +111,8 @@ class JanusModel(UnifiedModel):
         """Left-padded (cond ids, attention mask, uncond ids) of the text-to-image prompts."""
         if not prompts:
             raise UnirlError("no prompts given; pass at least one prompt")
-        encoded = self.tokenizer([generation_prompt(p) for p in prompts], padding=True, padding_side="left",
+        encoded = self.tokenizer([self.prompt_format.generation_prompt(p) for p in prompts], padding=True,
+                                 padding_side="left",
                                  return_tensors="pt")
         input_ids = encoded["input_ids"].to(self.device)
         attention_mask = encoded["attention_mask"].to(self.device)
@@ -161,32 +159,28 @@ class JanusModel(UnifiedModel):
 
     @torch.no_grad()
     def decode_images(self, image_tokens: torch.Tensor, micro_batch_size: int = 8) -> list[Image.Image]:
-        """Decode (batch, N) codes to RGB PIL images (by hand: the PIL processor cannot postprocess channels-last)."""
+        """Decode (batch, N) codes to RGB PIL images, pixel for pixel as DeepSeek's scripts save them."""
         self._check_image_tokens(image_tokens)
         images = []
         for chunk in image_tokens.to(self.device).long().split(micro_batch_size):
             pixels = self.hf_model.decode_image_tokens(chunk)  # (batch, H, W, 3) in about [-1, 1]
-            pixels_uint8 = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-            images.extend(Image.fromarray(array) for array in pixels_uint8)
+            images.extend(Image.fromarray(array) for array in janus_format.pixels_to_uint8(pixels))
         return images
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Quantise RGB PIL images (resized to `image_size`) to (batch, N) codes."""
+        """Quantise RGB PIL images (resized to `image_size`) to (batch, N) codes by DeepSeek's normalised search."""
         import numpy as np
 
         size = self.image_size
         arrays = [np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC)) for image in images]
         pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         pixels = pixels.to(device=self.device, dtype=self.hf_model.dtype)
-        codes = self.hf_model.model.vqmodel.encode(pixels).image_tokens
-        return codes.view(len(arrays), -1)
+        return janus_format.nearest_codes(self.hf_model.model.vqmodel, pixels)
 
     # ---- understanding ------------------------------------------------------------------------
     def _understanding_prompts(self, questions: Sequence[str]) -> list[str]:
-        return [janus_understanding.understanding_prompt(q, self.num_image_tokens, self.tokenizer.image_token,
-                                                   self.tokenizer.boi_token, self.tokenizer.eoi_token)
-                for q in questions]
+        return [self.prompt_format.understanding_prompt(q, self.num_image_tokens) for q in questions]
 
     def _image_features(self, images, batch_size: int) -> torch.Tensor:
         if isinstance(images, torch.Tensor):

@@ -20,6 +20,7 @@ import torch
 from unirl_cli.errors import UnirlError
 from unirl_cli.fileio import atomic_path, write_json_atomic
 from unirl_cli.models import janus_tiny
+from unirl_cli.models.janus_format import CHAT_FORMATS
 
 # (original pattern, transformers replacement), applied in order to each key; first match of each rule.
 _KEY_RULES = [
@@ -176,12 +177,18 @@ def _token_text(entry, default: str) -> str:
     return entry or default
 
 
-def convert_deepseek_janus(src_dir: str | Path, out_dir: str | Path) -> Path:
+def convert_deepseek_janus(src_dir: str | Path, out_dir: str | Path, chat_format: str = "janus-pro") -> Path:
     """Convert DeepSeek-layout Janus (config.json with language_config/gen_vision_config, original weights)
-    to a transformers folder that `JanusModel.load` reads; returns `out_dir`. Weights keep their dtype."""
+    to a transformers folder that `JanusModel.load` reads; returns `out_dir`. Weights keep their dtype.
+
+    `chat_format` names the roles the checkpoint was trained with ("janus-pro": `<|User|>`, "janus":
+    Janus-1.3B's `User`); nothing in DeepSeek's files says which, so the caller must.
+    """
     from safetensors.torch import save_file
     from transformers import JanusForConditionalGeneration
 
+    if chat_format not in CHAT_FORMATS:
+        raise UnirlError(f"chat format '{chat_format}' is not known; use one of {', '.join(CHAT_FORMATS)}")
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     config_file = src_dir / "config.json"
     original_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
@@ -204,7 +211,9 @@ def convert_deepseek_janus(src_dir: str | Path, out_dir: str | Path) -> Path:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
     janus_tiny.set_janus_generation_config(skeleton, tokenizer)
     skeleton.generation_config.save_pretrained(out_dir)
-    processor = janus_tiny.build_janus_processor(tokenizer, config.vision_config.image_size)
+    # DeepSeek's VLChatProcessor puts its system prompt before every understanding conversation.
+    processor = janus_tiny.build_janus_processor(tokenizer, config.vision_config.image_size,
+                                                 roles=CHAT_FORMATS[chat_format], use_default_system_prompt=True)
     _apply_preprocessor_config(processor, src_dir / "preprocessor_config.json")
     processor.save_pretrained(out_dir)
     # config.json goes last and atomically: its presence marks a finished conversion (the hub cache checks it).

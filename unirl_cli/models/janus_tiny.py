@@ -12,31 +12,11 @@ from pathlib import Path
 import torch
 
 from unirl_cli.errors import UnirlError
+from unirl_cli.models.janus_format import (BOI_TOKEN, BOS_TOKEN, CHAT_FORMATS, EOI_TOKEN, EOS_TOKEN,  # noqa: F401
+                                           IMAGE_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, ChatRoles, chat_template)
 
-BOS_TOKEN = "<｜begin▁of▁sentence｜>"
-EOS_TOKEN = "<｜end▁of▁sentence｜>"
-PAD_TOKEN = "<｜▁pad▁｜>"
-IMAGE_TOKEN = "<image_placeholder>"
-BOI_TOKEN = "<begin_of_image>"
-EOI_TOKEN = "<end_of_image>"
-SPECIAL_TOKENS = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, IMAGE_TOKEN, BOI_TOKEN, EOI_TOKEN]
-
-# DeepSeek's conversation format: "<|User|>: {text}\n\n<|Assistant|>: {answer}<eos>", an image enters as
-# "<image_placeholder>\n" before the user's text. Same output as the hub template for these cases.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] | lower == 'user' -%}{{ '<|User|>: ' }}"
-    "{%- elif message['role'] | lower == 'assistant' -%}{{ '<|Assistant|>: ' }}"
-    "{%- else -%}{{ message['role'] | capitalize ~ ': ' }}{%- endif -%}"
-    "{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}{{ '<image_placeholder>\n' }}"
-    "{%- elif part['type'] == 'text' -%}{{ part['text'] | trim }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if message['role'] | lower == 'user' -%}{{ '\n\n' }}"
-    "{%- elif message['role'] | lower == 'assistant' -%}" + EOS_TOKEN + "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|Assistant|>:{%- endif -%}"
-)
+# Janus-Pro's conversation format; the token constants above are re-exported for older imports.
+CHAT_TEMPLATE = chat_template(CHAT_FORMATS["janus-pro"])
 
 # Words the tiny tokenizer merges into single tokens, so answers such as "two red circles" read sensibly.
 _EXTRA_WORDS = """
@@ -77,15 +57,18 @@ def build_tiny_tokenizer(vocab_size: int = 1536, corpus=None, model_max_length: 
         padding_side="left", model_max_length=model_max_length)
 
 
-def build_janus_processor(tokenizer, image_size: int):
-    """A JanusProcessor with Janus-Pro's pixel normalisation (mean = std = 0.5, pixels in [-1, 1])."""
+def build_janus_processor(tokenizer, image_size: int, roles: ChatRoles = CHAT_FORMATS["janus-pro"],
+                          use_default_system_prompt: bool = True):
+    """A JanusProcessor with Janus-Pro's pixel normalisation (mean = std = 0.5, pixels in [-1, 1]), a chat
+    template with `roles`, and DeepSeek's system prompt on understanding prompts (as the hub checkpoints)."""
     from transformers import JanusProcessor
     from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
 
     image_processor = JanusImageProcessorPil(size={"height": image_size, "width": image_size},
                                              image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE,
-                          use_default_system_prompt=False, num_image_tokens=(image_size // 16) ** 2)
+    return JanusProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template(roles),
+                          use_default_system_prompt=use_default_system_prompt,
+                          num_image_tokens=(image_size // 16) ** 2)
 
 
 def tiny_janus_config(tokenizer, image_size: int = 64, hidden_size: int = 64, num_layers: int = 2):

@@ -13,14 +13,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from unirl_cli.models import janus_format
 from unirl_cli.models.janus_sampling import ImageSamplingSettings, per_row_uniforms, sample_from_logits
-
-
-def understanding_prompt(question: str, num_image_tokens: int, image_token: str, boi_token: str,
-                         eoi_token: str) -> str:
-    """DeepSeek's single-turn format with the image expanded to BOI + N placeholders + EOI (no system prompt)."""
-    image = boi_token + image_token * num_image_tokens + eoi_token
-    return f"<|User|>: {image}\n{question.strip()}\n\n<|Assistant|>:"
 
 
 def pixels_from_soft_tokens(hf_model, soft_tokens: torch.Tensor) -> torch.Tensor:
@@ -39,14 +33,15 @@ def pixels_from_soft_tokens(hf_model, soft_tokens: torch.Tensor) -> torch.Tensor
 
 
 def pixels_from_images(hf_model, processor, images) -> torch.Tensor:
-    """(batch, 3, H, W) pixels in [-1, 1] from PIL images, hard codes (batch, N) or soft codes (batch, N, codebook)."""
+    """(batch, 3, H, W) pixels in [-1, 1] from PIL images (DeepSeek's preprocessing), hard codes (batch, N) or
+    soft codes (batch, N, codebook)."""
     device = hf_model.device
     if isinstance(images, torch.Tensor):
         if images.dim() == 3:
             return pixels_from_soft_tokens(hf_model, images.to(device))
         with torch.no_grad():
             return hf_model.model.vqmodel.decode(images.to(device).long())
-    pixel_values = processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
+    pixel_values = janus_format.preprocess_images(list(images), processor.image_processor)
     return pixel_values.to(device=device, dtype=hf_model.dtype)
 
 

@@ -34,6 +34,8 @@ class ModelSpec:
     # "transformers" loads as is; "deepseek" is DeepSeek's original layout, converted after download.
     source_format: str = "transformers"
     allow_patterns: tuple[str, ...] = WEIGHT_PATTERNS
+    # Janus chat roles a DeepSeek-format checkpoint is converted with (models/janus_format.py CHAT_FORMATS).
+    chat_format: str = "janus-pro"
 
 
 SHOWO_EXTRAS = (("showlab/magvitv2", WEIGHT_PATTERNS), ("microsoft/phi-1_5", CONFIG_PATTERNS))
@@ -45,7 +47,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
               "Janus-Pro 7B, 384 px, 576 image tokens (transformers format)", "7.4B", 14.8),
     ModelSpec("janus-1.3b", "janus", "deepseek-ai/Janus-1.3B",
               "Janus 1.3B, the model UniRL trained (DeepSeek format, converted on download)", "2.1B", 4.2,
-              source_format="deepseek"),
+              source_format="deepseek", chat_format="janus"),
     ModelSpec("showo-256", "showo", "showlab/show-o",
               "Show-o 256 px, 256 MAGVIT-v2 tokens", "1.3B", 5.6, extra_repos=SHOWO_EXTRAS),
     ModelSpec("showo-512", "showo", "showlab/show-o-512x512",

@@ -8,12 +8,13 @@ understanding path (DDP then sees every trainable parameter used). No KL term on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from unirl_cli.models.base import UnifiedModel
 from unirl_cli.train.grpo_loss import ClipSettings, LossNormalizer, group_advantages, grpo_loss
-from unirl_cli.train.rewards import RolloutBatch, SelfAnswerReward
+from unirl_cli.train.rewards import RolloutBatch
 from unirl_cli.train.rollout import chunks, evaluation_mode
 
 
@@ -43,8 +44,14 @@ class AnswerPart:
 
 def sample_answer_groups(policy: UnifiedModel, batch: RolloutBatch, answers_per_image: int, temperature: float,
                          max_new_tokens: int, micro_batch_size: int, scale_rewards: str,
-                         partial_credit: bool, vocabulary: str = "default") -> AnswerGroups:
-    """Sample K answers per image (no gradients), reward them with the matcher, group-normalise per image."""
+                         reward: Callable[[RolloutBatch], torch.Tensor],
+                         batch_std_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> AnswerGroups:
+    """Sample K answers per image (no gradients), score them with `reward` (UniRL: `SelfAnswerReward`, the
+    matcher), group-normalise per image.
+
+    `batch_std_of(rewards)` gives the spread that `scale_rewards: batch` divides by; with several processes
+    it must cover every process's answers (as the image path does), by default it is this batch's alone.
+    """
     tokens = batch.rollout.image_tokens.repeat_interleave(answers_per_image, dim=0)
     records = [record for record in batch.records for _ in range(answers_per_image)]
     seeds = [seed * answers_per_image + k for seed in batch.rollout.seeds for k in range(answers_per_image)]
@@ -55,9 +62,10 @@ def sample_answer_groups(policy: UnifiedModel, batch: RolloutBatch, answers_per_
             answers.extend(policy.answer_questions(tokens[part.start:part.stop], questions[part.start:part.stop],
                                                    max_new_tokens=max_new_tokens, greedy=False,
                                                    temperature=temperature, seeds=seeds[part.start:part.stop]))
-    reward = SelfAnswerReward(partial_credit, vocabulary)
     rewards = reward(RolloutBatch(records=records, rollout=batch.rollout, answers=answers))
-    return AnswerGroups(tokens, questions, answers, group_advantages(rewards, answers_per_image, scale_rewards), rewards)
+    batch_std = batch_std_of(rewards) if batch_std_of is not None and scale_rewards == "batch" else None
+    advantages = group_advantages(rewards, answers_per_image, scale_rewards, batch_std)
+    return AnswerGroups(tokens, questions, answers, advantages, rewards)
 
 
 def answer_parts(groups: AnswerGroups, image_ranges: list[range], answers_per_image: int, weight: float,

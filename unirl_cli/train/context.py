@@ -83,6 +83,13 @@ def weighted_mean(outputs: list[dict], key: str, weight_key: str = "rows") -> fl
 GLOBAL_METRIC_PREFIXES = ("reward/", "answer_reward/", "frac_reward_zero_std")
 
 
+def gathered_reward_std(accelerator, local_rewards: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of the rewards of every process, NaN rewards left out (`scale_rewards: batch`)."""
+    from unirl_cli.train.grpo_loss import nan_std
+
+    return nan_std(accelerator.gather(local_rewards.to(accelerator.device)).float().cpu())
+
+
 def average_over_processes(accelerator, metrics: dict) -> dict:
     """`metrics` without None values, each per-process value replaced by its mean over processes.
 

@@ -8,11 +8,12 @@ import torch
 
 from unirl_cli.models.base import ImageRollout, UnifiedModel
 from unirl_cli.train.answer_grpo import AnswerPart, answer_loss, answer_parts, sample_answer_groups, score_answer_parts
-from unirl_cli.train.context import RunContext, accumulate_gradients, optimizer_update, summed, weighted_mean
+from unirl_cli.train.context import (RunContext, accumulate_gradients, gathered_reward_std, optimizer_update, summed,
+                                     weighted_mean)
 from unirl_cli.train.distributed import full_parameters
-from unirl_cli.train.grpo_loss import ClipSettings, LossNormalizer, group_advantages, grpo_loss
+from unirl_cli.train.grpo_loss import ClipSettings, LossNormalizer, group_advantages, grpo_loss, nan_std
 from unirl_cli.train.prompts import image_seed
-from unirl_cli.train.rewards import RolloutBatch
+from unirl_cli.train.rewards import RolloutBatch, SelfAnswerReward
 from unirl_cli.train.rollout import StepTimer, chunks, collect_experience
 
 
@@ -68,13 +69,12 @@ def reward_metrics(ctx: RunContext, batch: RolloutBatch, rewards: torch.Tensor) 
     all_rewards = ctx.accelerator.gather(rewards.to(ctx.device)).float().cpu()
     all_tags = ctx.accelerator.gather(tag_ids.to(ctx.device)).cpu()
     groups = all_rewards.view(-1, ctx.config.group_size)
-    metrics = {"reward/mean": float(all_rewards.mean()),
-               "reward/std": float(all_rewards.std()) if all_rewards.numel() > 1 else 0.0,
+    metrics = {"reward/mean": float(all_rewards.nanmean()), "reward/std": float(nan_std(all_rewards)),
                "frac_reward_zero_std": float((groups.std(dim=1) == 0).float().mean()) if groups.shape[1] > 1 else 1.0}
     for index, tag in enumerate(TAGS):
         selected = all_rewards[all_tags == index]
         if selected.numel():
-            metrics[f"reward/tag/{tag}"] = float(selected.mean())
+            metrics[f"reward/tag/{tag}"] = float(selected.nanmean())
     metrics["_all_rewards"] = all_rewards
     return metrics
 
@@ -103,7 +103,8 @@ def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index
     batch, rewards = step_experience(ctx, records, step, first_image_index, timer)
     metrics = reward_metrics(ctx, batch, rewards)
     all_rewards = metrics.pop("_all_rewards")
-    batch_std = all_rewards.std() if all_rewards.numel() > 1 else torch.tensor(0.0)
+    # An image the reward cannot score (NaN) is left out of the spread, as of its group's mean.
+    batch_std = nan_std(all_rewards)
     advantages = group_advantages(rewards, config.group_size, config.grpo.scale_rewards, batch_std).to(ctx.device)
     micro_batches = _image_micro_batches(ctx, batch.rollout.to(ctx.device), advantages, timer)
     if config.grpo.answer_weight > 0:
@@ -181,7 +182,8 @@ def _attach_answer_parts(ctx: RunContext, batch: RolloutBatch, micro_batches: li
     config = ctx.config
     groups = sample_answer_groups(ctx.policy, batch, config.grpo.answers_per_image, config.grpo.answer_temperature,
                                   config.answer.max_new_tokens, config.micro_batch_size, config.grpo.scale_rewards,
-                                  config.answer.partial_credit, config.reward.vocabulary)
+                                  SelfAnswerReward(config.answer.partial_credit, config.reward.vocabulary),
+                                  batch_std_of=lambda rewards: gathered_reward_std(ctx.accelerator, rewards))
     image_ranges = chunks(len(batch.records), config.micro_batch_size)
     parts = answer_parts(groups, image_ranges, config.grpo.answers_per_image, config.grpo.answer_weight, ctx.device)
     with ctx.accelerator.autocast():

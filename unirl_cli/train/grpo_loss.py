@@ -17,7 +17,7 @@ ADVANTAGE_EPS = 1e-4  # TRL adds this to the std before dividing
 ScaleRewards = Literal["group", "batch", "none"]
 
 
-def _nan_std(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+def nan_std(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Bessel-corrected standard deviation ignoring NaNs (as TRL's `nanstd`)."""
     mean = values.nanmean() if dim is None else values.nanmean(dim=dim, keepdim=True)
     squared = (values - mean) ** 2
@@ -39,9 +39,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale_rewards: Scal
     grouped = rewards.float().view(-1, group_size)  # (num_groups, group_size)
     advantages = grouped - grouped.nanmean(dim=1, keepdim=True)
     if scale_rewards == "group":
-        advantages = advantages / (_nan_std(grouped, dim=1).unsqueeze(1) + ADVANTAGE_EPS)
+        advantages = advantages / (nan_std(grouped, dim=1).unsqueeze(1) + ADVANTAGE_EPS)
     elif scale_rewards == "batch":
-        std = _nan_std(rewards.float()) if batch_std is None else batch_std
+        std = nan_std(rewards.float()) if batch_std is None else batch_std
         advantages = advantages / (std + ADVANTAGE_EPS)
     elif scale_rewards != "none":
         raise ValueError(f"unknown scale_rewards {scale_rewards!r}")

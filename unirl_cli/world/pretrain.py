@@ -192,10 +192,10 @@ def tokenised_scenes(model, records: list[dict], images: list) -> list[Scene]:
 def image_token_loss(model, prompts: list[str], codes: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """Mean cross-entropy of the generation head on `codes`; some prompts become the CFG unconditional prompt."""
     from unirl_cli.models import janus_sampling
-    from unirl_cli.models.janus import generation_prompt
 
     tokenizer, generation_config = model.tokenizer, model.hf_model.generation_config
-    encoded = tokenizer([generation_prompt(p) for p in prompts], padding=True, padding_side="left", return_tensors="pt")
+    encoded = tokenizer([model.prompt_format.generation_prompt(p) for p in prompts], padding=True, padding_side="left",
+                        return_tensors="pt")
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     unconditional = janus_sampling.unconditional_prompt_ids(
         input_ids, generation_config.bos_token_id, generation_config.generation_kwargs["boi_token_id"],
