@@ -80,7 +80,7 @@ def test_bad_override_and_bad_yaml(tmp_path):
     broken.write_text("steps: [1,\n")
     with pytest.raises(UnirlError, match="not valid YAML"):
         load_config(Outer, broken)
-    with pytest.raises(UnirlError, match="does not exist"):
+    with pytest.raises(UnirlError, match="is neither a file nor a shipped train config"):
         load_config(Outer, tmp_path / "missing.yaml")
 
 

@@ -74,6 +74,16 @@ def test_families_do_not_import_each_other_or_upper_layers():
             assert not any(n.startswith("unirl_cli.models.showo") for n in names), path
 
 
+LEAVES = ("unirl_cli.errors", "unirl_cli.fileio", "unirl_cli.resources", "unirl_cli.progress", "unirl_cli.extras")
+
+
 def test_config_imports_no_engine_module():
     names = imported_names(PACKAGE_DIR / "config.py")
-    assert all(n in ("unirl_cli.errors", "unirl_cli.fileio") for n in names if n.startswith("unirl_cli")), names
+    assert all(n in LEAVES for n in names if n.startswith("unirl_cli")), names
+
+
+def test_leaf_modules_import_only_leaves():
+    for name in LEAVES:
+        path = PACKAGE_DIR / f"{name.split('.')[-1]}.py"
+        inner = {n for n in imported_names(path) if n.startswith("unirl_cli")}
+        assert inner <= set(LEAVES), (path.name, inner)

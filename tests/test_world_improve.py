@@ -25,7 +25,7 @@ def test_improve_runs_end_to_end_on_mini_and_prints_before_and_after(tmp_path):
     assert before["prompts"] == after["prompts"] == 134 and "understanding" in after
     assert len((out / "train" / "metrics.jsonl").read_text().splitlines()) == 2
     again = run_console_script(*args)  # a finished run is never overwritten
-    assert again.returncode == 2 and "already holds a training run" in again.stderr
+    assert again.returncode == 2 and "already holds a finished training run; pass --overwrite" in again.stderr
     assert "Traceback" not in again.stderr
 
 
@@ -49,14 +49,14 @@ def test_improve_refuses_bad_input_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    def unirl(*args: str):  # from tmp_path, which has no configs/ folder
+    def unirl(*args: str):  # from tmp_path, which has no configs/ folder: recipes are found in the package
         return subprocess.run([sys.executable, "-m", "unirl_cli", "world", "improve", "--out", "x", *args],
                               capture_output=True, text=True, cwd=tmp_path, timeout=120,
                               env={**os.environ, "PYTHONPATH": os.getcwd()})
 
     for args, message in [(("--method", "ppo"), "not one of grpo, sft"),
-                          ((), "no recipe at configs/train/mini-grpo.yaml"),
-                          (("--config", "missing.yaml"), "does not exist")]:
+                          (("--config", "mini-grpoo"), "did you mean 'mini-grpo'?"),
+                          (("--config", "missing.yaml"), "is neither a file nor a shipped train config")]:
         result = unirl(*args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -138,7 +138,10 @@ def _from_dict(cls: type, data: dict, prefix: str, errors: list[str]) -> Any:
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             errors.append(f"unknown key '{prefix}{key}'{hint}; valid keys here: {', '.join(names)}")
             continue
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", errors)
+        found = len(errors)
+        coerced = _coerce(value, hints[key], f"{prefix}{key}", errors)
+        if len(errors) == found:  # a mistyped value stays out, so the checks below see only typed values
+            kwargs[key] = coerced
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:  # __post_init__ validation of a dataclass
@@ -182,7 +185,7 @@ def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, raising `UnirlError` with the file name on any problem."""
     path = Path(path)
     if not path.is_file():
-        raise UnirlError(f"config file '{path}' does not exist; pass a YAML file from configs/ or a path to your own")
+        raise UnirlError(f"config file '{path}' does not exist; pass a recipe name (`unirl configs`) or a YAML file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
@@ -202,11 +205,16 @@ def build_config(cls: type, data: dict) -> Any:
 
 
 def load_config(cls: type, config_file: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict | None = None) -> Any:
-    """Build `cls` from `base` (e.g. CLI options), then the YAML recipe, then `key=value` overrides."""
+                base: dict | None = None, kind: str = "train") -> Any:
+    """Build `cls` from `base` (e.g. CLI options), then the YAML recipe, then `key=value` overrides.
+
+    `config_file` is a path or the name of a shipped config of `kind` (resources.resolve_config).
+    """
+    from unirl_cli.resources import resolve_config
+
     data = dict(base or {})
     if config_file is not None:
-        data = merge_dicts(data, read_yaml(config_file))
+        data = merge_dicts(data, read_yaml(resolve_config(config_file, kind)))
     data = merge_dicts(data, parse_overrides(list(overrides or [])))
     return build_config(cls, data)
 

@@ -51,6 +51,8 @@ def geneval(
     from unirl_cli.config import build_config, merge_dicts, parse_overrides, read_yaml
     from unirl_cli.errors import UnirlError
     from unirl_cli.eval.geneval.config import EvalGenevalConfig
+    from unirl_cli.fileio import check_output_folder
+    from unirl_cli.resources import resolve_config
 
     if compare:
         _print_comparison(*compare)
@@ -59,13 +61,15 @@ def geneval(
                                understanding=understanding, device=device, dtype=dtype, eval_device=eval_device,
                                limit=limit, images_per_prompt=images_per_prompt, detector_path=detector_path,
                                clip_path=clip_path)
-    data = merge_dicts(read_yaml(config) if config else {}, cli_values)
+    data = merge_dicts(read_yaml(resolve_config(config, "eval")) if config else {}, cli_values)
     settings = build_config(EvalGenevalConfig, merge_dicts(data, parse_overrides(list(overrides or []))))
     if show_config:
         _show_config(settings)
         return
     if settings.images_dir and not Path(settings.images_dir).is_dir():
         raise UnirlError(f"--images '{settings.images_dir}' is not a folder; pass a folder in GenEval's layout")
+    if settings.out_dir:
+        check_output_folder(settings.out_dir)
     _run(settings)
 
 
@@ -76,11 +80,14 @@ def _run(settings) -> None:
     from unirl_cli.eval.geneval.pipeline import run_geneval, silent_reporter
     from unirl_cli.eval.geneval.summary import score_table
     from unirl_cli.models.loading import load_model
+    from unirl_cli.progress import counting_reporter
 
     main_process = os.environ.get("RANK", "0") == "0"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, disable=not main_process) as progress:
-        reporter = _progress_reporter(progress) if main_process else silent_reporter
+        reporter = silent_reporter
+        if main_process:  # rich bars on a terminal, plain lines at a steady pace in a log file
+            reporter = _progress_reporter(progress) if console.is_terminal else counting_reporter()
         result = run_geneval(settings, load_model, reporter)
     if result.summary is None:
         if main_process:

@@ -36,6 +36,9 @@ def generate(
     from unirl_cli.errors import UnirlError
     from unirl_cli.models.loading import load_model
 
+    from unirl_cli.fileio import check_output_folder
+
+    out_dir = check_output_folder(out or Path("outputs") / "generate" / prompt_slug(prompt))
     check_positive("num_images", num_images)
     check_positive("batch_size", batch_size)
     check_positive("temperature", temperature)
@@ -47,10 +50,9 @@ def generate(
     if not prompt.strip():
         raise UnirlError("the prompt is empty; pass the text to draw, e.g. unirl generate \"a photo of a cat\"")
     sampling = SamplingConfig(guidance_scale=cfg, temperature=temperature, top_k=top_k, top_p=top_p, num_steps=steps)
-    out_dir = out or Path("outputs") / "generate" / prompt_slug(prompt)
 
     with console.status(f"loading {model} ..."):
-        loaded = load_model(model, device=device, dtype=dtype)
+        loaded = load_model(model, device=device, dtype=dtype, sampling=sampling)
     with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("images", total=num_images)

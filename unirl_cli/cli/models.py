@@ -26,16 +26,22 @@ def list_models(ctx: typer.Context) -> None:
     from rich.table import Table
 
     from unirl_cli.hub import is_downloaded
-    from unirl_cli.models.registry import ALIASES, MODELS
+    from unirl_cli.models.registry import ALIASES, MODELS, PACKAGED_MODELS
 
-    table = Table(title="unirl models")
-    for column in ("name", "hub id", "params", "download", "downloaded", "description"):
-        table.add_column(column)
+    table = Table(title="unirl models", show_lines=True)
+    # The hub id is what users copy: it never wraps or gets cut (fits 80 columns); the description wraps below it.
+    widest_id = max(len(spec.repo_id) for spec in MODELS.values())
+    table.add_column("name (aliases), size", no_wrap=True)
+    table.add_column("hub id / what it is", min_width=widest_id, max_width=widest_id)
+    table.add_column("here")
     for spec in MODELS.values():
         aliases = [a for a, target in ALIASES.items() if target == spec.name]
-        label = spec.name + (f" ({', '.join(aliases)})" if aliases else "")
-        table.add_row(label, spec.repo_id, spec.params, f"{spec.download_gb:.1f} GB",
-                      "yes" if is_downloaded(spec) else "no", spec.description)
+        name = spec.name + (f"\n({', '.join(aliases)})" if aliases else "")
+        table.add_row(f"{name}\n{spec.params}, {spec.download_gb:.1f} GB", f"{spec.repo_id}\n[dim]{spec.description}[/]",
+                      "yes" if is_downloaded(spec) else "no")
+    for name in PACKAGED_MODELS:
+        table.add_row(f"{name}\nin the package", "(shipped with unirl, no download)\n[dim]the shapes-world Janus "
+                      "trained from scratch (2.2M)[/]", "yes")
     stdout.print(table)
     stdout.print("Any local folder with a saved model, or a hub repo id, works as --model too. "
                  "`unirl download geneval-models` fetches the GenEval detector and CLIP.")
@@ -51,11 +57,11 @@ def create_tiny(
     import importlib
 
     from unirl_cli.errors import UnirlError
+    from unirl_cli.fileio import check_new_folder
 
     if family not in TINY_BUILDERS:
         raise UnirlError(f"no tiny builder for '{family}'; choose one of {', '.join(TINY_BUILDERS)}")
-    if out.exists() and any(out.iterdir()):
-        raise UnirlError(f"'{out}' exists and is not empty; choose a new folder for the tiny model")
+    check_new_folder(out)
     module_name, function_name = TINY_BUILDERS[family].split(":")
     folder = getattr(importlib.import_module(module_name), function_name)(out, seed=seed)
     stdout.print(f"tiny {family} model written to {folder}; try: unirl generate \"a red circle\" --model {folder}")
@@ -71,10 +77,11 @@ def convert_janus(
 ) -> None:
     """Convert a DeepSeek-format Janus checkpoint (e.g. deepseek-ai/Janus-1.3B) to the transformers layout."""
     from unirl_cli.errors import UnirlError
+    from unirl_cli.fileio import check_new_folder
     from unirl_cli.models.janus_convert import convert_deepseek_janus
-
     from unirl_cli.models.janus_format import CHAT_FORMATS
 
+    check_new_folder(out)
     if chat_format not in CHAT_FORMATS:
         raise UnirlError(f"--chat-format '{chat_format}' is not known; use one of {', '.join(CHAT_FORMATS)}")
     if not (source / "config.json").is_file():

@@ -40,7 +40,9 @@ def generate_file(
 ) -> None:
     """Write GenEval-style training prompts (never a GenEval test prompt) with questions and answers."""
     from unirl_cli.data.prompts import generate_prompts, write_prompts
+    from unirl_cli.fileio import check_output_file
 
+    check_output_file(out)
     check_positive("num", num)
     records = generate_prompts(num, seed, tags=parse_tag_weights(tag or []))
     write_prompts(out, records)

@@ -15,8 +15,9 @@ train_app = typer.Typer(help="Train a unified model on its own images and answer
 app.add_typer(train_app, name="train")
 
 MODEL_HELP = "Registry name, hub id or folder (default: the recipe's, else janus; on --resume: the run's)."
-CONFIG_HELP = "YAML recipe, e.g. configs/train/janus-pro-1b-grpo.yaml."
-RESUME_HELP = "Continue the run in --output-dir from its latest complete checkpoint (exactly where it stopped)."
+CONFIG_HELP = "Recipe: a shipped name (e.g. janus-pro-1b-grpo; `unirl configs` lists them) or a YAML file."
+RESUME_HELP = "Continue the run in --out from its latest complete checkpoint (exactly where it stopped)."
+OVERWRITE_HELP = "Replace the run that --out already holds (its checkpoints, metrics, samples and plots are deleted)."
 RESUME_FROM_HELP = "Continue from this checkpoint folder, or the latest checkpoint of this run folder."
 OVERRIDES_HELP = "Config overrides as key=value, e.g. grpo.beta=0.2 rollout.guidance_scale=5 (see --show-config)."
 
@@ -48,7 +49,7 @@ def _show_config(config) -> None:
     print_config(TrainConfig, config, "training config keys")
 
 
-def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides) -> None:
+def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides, overwrite) -> None:
     check_positive("steps", steps)
     config = _resolve_config(method, model, steps, config_file, resume, output_dir, list(overrides or []))
     if show_config:
@@ -56,7 +57,7 @@ def _run(method: str, model, steps, config_file, resume, output_dir, show_config
         return
     from unirl_cli.train.loop import train
 
-    result = train(config, resume=resume)
+    result = train(config, resume=resume, overwrite=overwrite)
     if result.metrics:
         last = result.metrics[-1]
         stdout.print(f"done: step {last['step']}, reward {last.get('reward/mean', float('nan')):.3f}; "
@@ -71,11 +72,13 @@ def _command(method: str, summary: str):
         config_file: Optional[Path] = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
         resume: bool = typer.Option(False, "--resume", help=RESUME_HELP),
         resume_from: Optional[Path] = typer.Option(None, "--resume-from", help=RESUME_FROM_HELP),
-        output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics, samples, plots)."),
+        output_dir: Optional[Path] = typer.Option(None, "--out", "-o", "--output-dir",
+                                                  help="Run folder (checkpoints, metrics, samples, plots)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         show_config: bool = typer.Option(False, "--show-config", help="Print every config key and the resolved config, then exit."),
     ) -> None:
         target = str(resume_from) if resume_from is not None else ("" if resume else None)
-        _run(method, model, steps, config_file, target, output_dir, show_config, overrides)
+        _run(method, model, steps, config_file, target, output_dir, show_config, overrides, overwrite)
 
     command.__doc__ = summary
     return command

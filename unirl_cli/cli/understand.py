@@ -30,6 +30,8 @@ def understand(
     if len(args) < 2:
         raise UnirlError("give at least one image and a question: unirl understand IMAGE [IMAGE...] \"question\"")
     *image_paths, question = args
+    if not question.strip():
+        raise UnirlError("the question is empty; e.g. unirl understand cat.png \"What is in this image?\"")
     check_positive("max_new_tokens", max_new_tokens)
     check_positive("temperature", temperature)
     if Path(question).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and Path(question).exists():

@@ -29,8 +29,17 @@ def pretrain(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
 ) -> None:
     """Train the mini Janus from scratch on rendered scenes (what ships as `--model mini`)."""
+    from unirl_cli.fileio import check_new_folder
+
+    check_new_folder(out)
     check_positive("minutes", minutes)
     check_positive("num_scenes", num_scenes)
+    from unirl_cli.errors import UnirlError
+    from unirl_cli.world.pretrain import PretrainSettings
+
+    if num_scenes < PretrainSettings.batch_size:  # the LM stage draws a batch of this many scenes per task
+        raise UnirlError(f"--num-scenes must be >= {PretrainSettings.batch_size} (one batch of scenes per task), "
+                         f"got {num_scenes}")
     check_positive("threads", threads)
     check_positive("reading_minutes", reading_minutes, allow_zero=True)
     check_positive("order_minutes", order_minutes, allow_zero=True)
@@ -38,7 +47,7 @@ def pretrain(
 
     import torch
 
-    from unirl_cli.world.pretrain import PretrainSettings, pretrain_mini
+    from unirl_cli.world.pretrain import pretrain_mini
 
     torch.set_num_threads(threads)
     defaults = PretrainSettings()
@@ -84,6 +93,9 @@ def read(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
 ) -> None:
     """Continue a shapes-world model with a focused reading stage (the last stage of `unirl world pretrain`)."""
+    from unirl_cli.fileio import check_new_folder
+
+    check_new_folder(out)
     check_positive("minutes", minutes)
     check_positive("threads", threads)
     from unirl_cli.world.reading import ReadingSettings, check_reading_settings
@@ -114,10 +126,11 @@ def render(
 ) -> None:
     """Draw a correct scene for PROMPT (one of the world's prompts: evaluation or training set)."""
     from unirl_cli.errors import UnirlError
-    from unirl_cli.fileio import atomic_path
+    from unirl_cli.fileio import atomic_path, check_output_file
     from unirl_cli.world.prompts import eval_prompts, train_prompts
     from unirl_cli.world.render import render_scene
 
+    check_output_file(out)
     records = {r["prompt"]: r for r in list(eval_prompts()) + list(train_prompts())}
     if prompt not in records:
         raise UnirlError(f"'{prompt}' is not a shapes-world prompt; try e.g. '{next(iter(records))}' "
@@ -154,13 +167,16 @@ def improve(
     method: str = typer.Option("grpo", "--method", help="grpo or sft."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
     seed: int = typer.Option(0, "--seed", help="Training seed (images, prompt order); the evaluation seed stays 42."),
-    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe (default configs/train/mini-<method>.yaml)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe name or YAML file (default: the shipped mini-<method>)."),
     out: Path = typer.Option(Path("outputs/improve"), "--out", "-o", help="Folder for before/, train/ and after/."),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the training run (and its evaluation) that --out holds."),
 ) -> None:
     """Self-improve a model in the shapes world (default: mini) and print GenEval before/after, with the imbalance."""
     from unirl_cli.errors import UnirlError
+    from unirl_cli.fileio import check_output_folder
 
+    check_output_folder(out)
     if method not in ("grpo", "sft"):
         raise UnirlError(f"--method '{method}' is not one of grpo, sft")
     check_positive("steps", steps)
@@ -168,15 +184,16 @@ def improve(
     import torch
 
     from unirl_cli.eval.geneval.summary import compare_table
-    from unirl_cli.world.improve import default_recipe, run_improvement
+    from unirl_cli.resources import resolve_config
+    from unirl_cli.world.improve import run_improvement
 
+    recipe = resolve_config(config_file or f"mini-{method}", "train")
     torch.set_num_threads(threads)
-    recipe = config_file or default_recipe(method)
-    if config_file is not None and not config_file.is_file():
-        raise UnirlError(f"--config '{config_file}' does not exist; "
-                         f"pass a YAML recipe such as configs/train/mini-{method}.yaml")
     extra = [*(overrides or []), f"seed={seed}"] + ([f"steps={steps}"] if steps is not None else [])
-    run = run_improvement(method, recipe, out, extra, log=lambda line: console.print(line, highlight=False))
+    from unirl_cli.progress import counting_reporter
+
+    run = run_improvement(method, recipe, out, extra, log=lambda line: console.print(line, highlight=False),
+                          overwrite=overwrite, reporter=counting_reporter(stream=console.file))
     table = compare_table(run.before, run.after, "before", f"after {method}")
     table.add_row("objects per image (1.8 asked)", f"{run.objects_before:.2f}", f"{run.objects_after:.2f}",
                   f"{run.objects_after - run.objects_before:+.2f}")

@@ -22,6 +22,7 @@ from unirl_cli.data.qa import TAGS, QaStyle, count_phrase, with_question_answer
 from unirl_cli.data.vocab import RELATIONS, Vocabulary, custom_vocabulary, default_vocabulary, with_article
 from unirl_cli.errors import UnirlError
 from unirl_cli.fileio import atomic_path
+from unirl_cli.resources import resolve_data_file
 
 # Clause counts and per-clause keys each tag needs, so a hand-written file fails at load, not mid-training.
 CLAUSES_PER_TAG = {"single_object": 1, "two_object": 2, "counting": 1, "colors": 1, "position": 2, "color_attr": 2}
@@ -195,9 +196,9 @@ def read_prompts(path: str | Path, qa_style: QaStyle = "english") -> list[dict]:
 
     Blank lines are skipped. Any bad line raises UnirlError naming the file and its 1-based line number.
     """
-    path = Path(path)
+    path = resolve_data_file(path)
     if not path.is_file():
-        raise UnirlError(f"prompt file {path} does not exist; write one with `write_prompts` or pass another path")
+        raise UnirlError(f"prompt file {path} does not exist; write one with `unirl prompts generate` or pass another path")
     records = []
     for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

@@ -112,6 +112,11 @@ class UnifiedModel(torch.nn.Module):
         """The family's published sampling settings with every `None` filled in."""
         raise NotImplementedError
 
+    @classmethod
+    def check_sampling_settings(cls, sampling: SamplingConfig) -> None:
+        """Raise a one-line UnirlError for set (non-None) values this family cannot sample with; needs no
+        weights, so callers check before loading."""
+
     def resolve_sampling(self, sampling: SamplingConfig | None) -> SamplingConfig:
         """`sampling` with each unset (`None`) field taken from `default_sampling()`."""
         defaults = self.default_sampling()

@@ -74,6 +74,17 @@ class JanusModel(UnifiedModel):
         return SamplingConfig(guidance_scale=guidance, temperature=1.0, top_k=0, top_p=1.0,
                               num_steps=self.num_image_tokens, greedy=False)
 
+    @classmethod
+    def check_sampling_settings(cls, sampling: SamplingConfig) -> None:
+        """Janus: guidance >= 1 (1 = no CFG), temperature > 0, top_k >= 0, top_p in (0, 1]."""
+        if sampling.guidance_scale is not None and sampling.guidance_scale < 1.0:
+            raise UnirlError(f"guidance_scale {sampling.guidance_scale} is below 1; "
+                             f"Janus uses 1.0 for no CFG, 5.0 by default")
+        if sampling.temperature is not None and sampling.temperature <= 0:
+            raise UnirlError(f"temperature {sampling.temperature} must be > 0; use greedy=true for argmax sampling")
+        if sampling.top_k < 0 or not 0 < sampling.top_p <= 1:
+            raise UnirlError(f"top_k must be >= 0 and top_p in (0, 1]; got top_k={sampling.top_k}, top_p={sampling.top_p}")
+
     # ---- loading and saving -------------------------------------------------------------------
     @classmethod
     def load(cls, path: str, device: str | torch.device = "cpu",
@@ -240,13 +251,7 @@ class JanusModel(UnifiedModel):
 
 
 def _settings_from(resolved: SamplingConfig) -> janus_sampling.ImageSamplingSettings:
-    if resolved.guidance_scale < 1.0:
-        raise UnirlError(f"guidance_scale {resolved.guidance_scale} is below 1; "
-                         f"Janus uses 1.0 for no CFG, 5.0 by default")
-    if resolved.temperature <= 0:
-        raise UnirlError(f"temperature {resolved.temperature} must be > 0; use greedy=true for argmax sampling")
-    if resolved.top_k < 0 or not 0 < resolved.top_p <= 1:
-        raise UnirlError(f"top_k must be >= 0 and top_p in (0, 1]; got top_k={resolved.top_k}, top_p={resolved.top_p}")
+    JanusModel.check_sampling_settings(resolved)
     return janus_sampling.ImageSamplingSettings(guidance_scale=float(resolved.guidance_scale),
                                           temperature=float(resolved.temperature), top_k=int(resolved.top_k),
                                           top_p=float(resolved.top_p), greedy=bool(resolved.greedy))

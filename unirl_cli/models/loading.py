@@ -47,18 +47,68 @@ def _cached_or_downloaded(fetch, download: bool) -> Path:
     return fetch(False)
 
 
-def load_model(name_or_path: str | None = None, device: str = "auto", dtype: str = "auto", download: bool = True):
-    """Load a model by registry name, alias, hub id or folder onto `device` in `dtype` (both may be "auto")."""
+def load_model(name_or_path: str | None = None, device: str = "auto", dtype: str = "auto", download: bool = True,
+               sampling=None):
+    """Load a model by registry name, alias, hub id or folder onto `device` in `dtype` (both may be "auto").
+
+    `sampling` (a SamplingConfig), when given, is checked against the family's rules before the weights load.
+    """
     from unirl_cli.runtime import resolve_device, resolve_dtype
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     folder = resolve_model_dir(name_or_path, download=download)
     family = detect_family(folder)
-    model = backend_class(family).load(str(folder), device=torch_device, dtype=torch_dtype)
+    backend = backend_class(family)
+    if sampling is not None:
+        backend.check_sampling_settings(sampling)
+    check_model_files(folder, family, name_or_path or DEFAULT_MODEL)
+    model = backend.load(str(folder), device=torch_device, dtype=torch_dtype)
     model.eval()
     model.source = model_source(name_or_path or DEFAULT_MODEL, folder, family)
     return model
+
+
+def _remedy(name: str) -> str:
+    spec = lookup_spec(name)
+    if spec is not None:
+        return f"download it again with `unirl download {spec.name}`"
+    return "re-save or re-create the folder (a training run: use an earlier checkpoint), or download the model again"
+
+
+def _check_safetensors(path: Path, remedy: str) -> None:
+    from safetensors import safe_open
+
+    if path.stat().st_size == 0:
+        raise UnirlError(f"weight file '{path}' is empty; {remedy}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as err:  # safetensors raises its own error type for any damaged header
+        raise UnirlError(f"weight file '{path}' is damaged ({str(err).splitlines()[0]}); {remedy}") from None
+
+
+def check_model_files(folder: Path, family: str, name: str) -> None:
+    """One line naming the file and the remedy when a model folder lacks or has damaged weights or tokenizer
+    files; checked before anything loads (safetensors headers only, so it costs milliseconds)."""
+    import json
+
+    remedy = _remedy(name)
+    weight_folders = [folder] + ([folder / "magvit"] if (folder / "magvit").is_dir() else [])
+    for place in weight_folders:
+        for index in place.glob("*.safetensors.index.json"):
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+            missing = sorted(shard for shard in shards if not (place / shard).is_file())
+            if missing:
+                raise UnirlError(f"'{place}' lacks weight file(s) {', '.join(missing)} listed in {index.name}; {remedy}")
+        for path in sorted(place.glob("*.safetensors")):
+            _check_safetensors(path, remedy)
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise UnirlError(f"'{folder}' has no weight file (*.safetensors); {remedy}")
+    tokenizer_folder = folder / "phi" if family == "showo" else folder
+    if tokenizer_folder.is_dir() and not any((tokenizer_folder / name).is_file() for name in (
+            "tokenizer.json", "tokenizer.model", "vocab.json")):
+        raise UnirlError(f"'{tokenizer_folder}' has no tokenizer file (tokenizer.json); {remedy}")
 
 
 def model_source(name: str, folder: Path, family: str) -> dict:

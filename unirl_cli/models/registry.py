@@ -6,6 +6,7 @@ the paper's models), a hub repo id, or a local folder (a download, a training ch
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 from dataclasses import dataclass
@@ -101,8 +102,10 @@ def lookup_spec(name: str) -> ModelSpec | None:
 
 
 def unknown_model_error(name: str) -> UnirlError:
-    """The one-line error for a name that is neither known nor a local folder."""
-    return UnirlError(f"model '{name}' is not known and is not a local folder; known: "
+    """The one-line error for a name that is neither known nor a local folder (with the closest known name)."""
+    close = difflib.get_close_matches(name.lower(), known_names(), n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return UnirlError(f"model '{name}' is not known and is not a local folder; {hint}known: "
                       f"{', '.join(known_names())}, or a hub repo id like owner/name, or a folder with a saved model")
 
 

@@ -30,6 +30,49 @@ TRAINER_STATE = "trainer_state.json"
 _NAME = re.compile(r"^step-(\d{6,})$")
 
 
+# What a run writes into its folder; any of the first three means a run was started there.
+RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "checkpoints", "samples", "plots")
+
+
+def holds_run(output_dir: str | Path) -> bool:
+    """Whether `output_dir` holds a started or finished training run."""
+    return any((Path(output_dir) / name).exists() for name in RUN_ENTRIES[:3])
+
+
+def check_run_folder(output_dir: str | Path, resuming: bool, overwrite: bool, can_resume: bool = True) -> None:
+    """Refuse, in one line and before any compute, to start a run over another unless told to replace it
+    (`can_resume`: whether the command offers --resume)."""
+    from unirl_cli.fileio import check_output_folder
+
+    check_output_folder(output_dir)
+    if resuming and overwrite:
+        raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    if not resuming and not overwrite and holds_run(output_dir):
+        state = "a finished" if list_checkpoints(output_dir) else "a started"
+        resume = "--resume to continue it, " if can_resume else ""
+        raise UnirlError(f"'{output_dir}' already holds {state} training run; pass {resume}--overwrite to "
+                         f"replace it, or another --out")
+
+
+def clear_run(output_dir: str | Path, extra: tuple[str, ...] = ()) -> None:
+    """Delete what an earlier run wrote into `output_dir` (RUN_ENTRIES and `extra`), nothing else."""
+    for name in (*RUN_ENTRIES, *extra):
+        target = Path(output_dir) / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def remove_failed_run(output_dir: str | Path) -> None:
+    """Delete a run folder this command created when the run failed before any checkpoint or metrics row."""
+    folder = Path(output_dir)
+    metrics = folder / "metrics.jsonl"
+    if not folder.is_dir() or list_checkpoints(folder) or (metrics.is_file() and metrics.read_text().strip()):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def checkpoints_root(output_dir: str | Path) -> Path:
     """The folder that holds a run's checkpoints."""
     return Path(output_dir) / "checkpoints"

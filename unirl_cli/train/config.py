@@ -108,7 +108,8 @@ class LogConfig:
     report_to: Literal["none", "tensorboard", "wandb", "trackio"] = option("none", "tracker besides metrics.jsonl")
     project: str = option("unirl", "tracker project name")
     sample_every: int = option(0, "write a grid of rollout images every N steps (0 = off)")
-    live: bool = option(True, "rich live view on the main process")
+    live: bool = option(True, "rich live view on the main process when stderr is a terminal")
+    progress_seconds: float = option(30.0, "off a terminal: seconds between plain progress lines (0 = none)")
     plots: bool = option(True, "write reward/KL curves as PNG at the end")
 
 
@@ -164,6 +165,9 @@ def config_problems(config: TrainConfig) -> list[str]:
         problems.append(f"grpo.step_chunk must be >= 0 (0 = all sampling steps in one graph), got {config.grpo.step_chunk}")
     if config.grpo.answer_weight > 0 and config.grpo.answers_per_image < 2:
         problems.append("grpo.answers_per_image must be >= 2 when grpo.answer_weight > 0")
+    if config.rollout.guidance_scale is not None and config.rollout.guidance_scale < 0:
+        problems.append(f"rollout.guidance_scale must be >= 0 (Janus: 1 = no CFG; Show-o: 0), got "
+                        f"{config.rollout.guidance_scale}")
     if config.sft.gumbel_tau <= 0:
         problems.append(f"sft.gumbel_tau must be > 0, got {config.sft.gumbel_tau}")
     weights = (config.reward.self_weight, config.reward.judge_weight, config.reward.detector_weight)

@@ -82,7 +82,7 @@ def _load_policy(config: TrainConfig, device: torch.device, checkpoint: Path | N
     dtype = "float32" if config.dtype == "auto" else config.dtype
     # A full fine-tune resumes from the checkpoint's weights; LoRA from the base plus the saved adapter.
     source = str(checkpoint) if checkpoint is not None and config.lora.r == 0 else config.model
-    policy = load_model(source, device=str(device), dtype=dtype)
+    policy = load_model(source, device=str(device), dtype=dtype, sampling=config.rollout)
     try:
         policy.num_image_tokens, policy.codebook_size
     except NotImplementedError:
@@ -185,22 +185,22 @@ def _start_logging(config: TrainConfig, accelerator, resume_step: int | None) ->
     return MetricsLog(output_dir / "metrics.jsonl", resume_step=resume_step)
 
 
-def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunction | None = None) -> TrainResult:
+def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunction | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Run (or resume, `resume` = checkpoint, run folder, or "" for the latest in output_dir) a training run.
 
     `reward_fn` replaces the configured reward (any callable with `needs_answers`, see rewards.py).
-    Everything a user can get wrong is checked before the model loads.
+    A run folder that already holds a run is refused unless resuming or `overwrite` (which deletes that run's
+    files first). Everything a user can get wrong is checked before the model loads.
     """
-    from unirl_cli.runtime import seed_everything
-    from unirl_cli.train.grpo import grpo_step
-    from unirl_cli.train.sft import sft_step
-
     problems = config_problems(config)
     if problems:
         raise UnirlError("invalid config: " + "; ".join(problems))
     check_training_extras(config)
+    ckpt.check_run_folder(config.output_dir, resuming=resume is not None, overwrite=overwrite)
     records = load_training_prompts(config.prompts)
     checkpoint, state = _resume_state(config, resume)
+    created = not Path(config.output_dir).exists()  # a failed start removes the folder it made
     accelerator = make_accelerator(config)
     world, rank = accelerator.num_processes, accelerator.process_index
     if state and state.get("num_processes", world) != world:
@@ -209,15 +209,41 @@ def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunct
     if config.prompts_per_step % world:
         raise UnirlError(f"prompts_per_step={config.prompts_per_step} does not split over {world} processes; "
                          f"use a multiple of {world}")
+    try:
+        result, metrics_log = _run_steps(config, accelerator, checkpoint, state, records, reward_fn, overwrite)
+    except BaseException:
+        if created and accelerator.is_main_process:
+            ckpt.remove_failed_run(config.output_dir)
+        raise
+    if metrics_log is not None:
+        result.metrics = metrics_log.read()
+        if config.log.plots and result.metrics:
+            result.plots = plot_curves(result.metrics, result.output_dir / "plots")
+    accelerator.end_training()
+    return result
+
+
+def _run_steps(config: TrainConfig, accelerator, checkpoint: Path | None, state: dict | None, records: list[dict],
+               reward_fn: RewardFunction | None, overwrite: bool) -> tuple[TrainResult, MetricsLog | None]:
+    """Load the policy, then run the steps from the checkpoint's (or 0) to `config.steps`."""
+    from unirl_cli.runtime import seed_everything
+    from unirl_cli.train.grpo import grpo_step
+    from unirl_cli.train.sft import sft_step
+
+    world, rank = accelerator.num_processes, accelerator.process_index
     seed_everything(config.seed)
     reward_fn = reward_fn or build_reward(config.reward, config.answer.partial_credit, str(accelerator.device))
     ctx = build_run(config, accelerator, checkpoint, state, reward_fn)
+    if overwrite and accelerator.is_main_process:  # only once the new run has loaded: a failed start loses nothing
+        ckpt.clear_run(config.output_dir, extra=(config.log.project,))
+    accelerator.wait_for_everyone()
     start_step = state["step"] if state else 0
     base_model = state["base_model"] if state else config.model
     metrics_log = _start_logging(config, accelerator, start_step if state else None)
     step_fn = grpo_step if config.method == "grpo" else sft_step
     result = TrainResult(output_dir=Path(config.output_dir), last_checkpoint=None, policy=ctx.policy)
-    with LiveView(config.steps, start_step, enabled=metrics_log is not None and config.log.live) as live:
+    with LiveView(config.steps, start_step, enabled=config.log.live, shown=metrics_log is not None,
+                  plain_every_seconds=config.log.progress_seconds) as live:
         for step in range(start_step, config.steps):
             local = shard_for_rank(prompts_for_step(records, step, config.prompts_per_step, config.prompts.seed),
                                    rank, world)
@@ -239,9 +265,4 @@ def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunct
                     result.last_checkpoint = ckpt.save_checkpoint(
                         accelerator, ctx.policy, ctx.optimizer, ctx.scheduler,
                         _trainer_state(config, ctx, done, base_model), config.output_dir, config.keep_last)
-    if metrics_log is not None:
-        result.metrics = metrics_log.read()
-        if config.log.plots and result.metrics:
-            result.plots = plot_curves(result.metrics, result.output_dir / "plots")
-    accelerator.end_training()
-    return result
+    return result, metrics_log

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from unirl_cli.progress import PlainProgress
+
 
 class MetricsLog:
     """Append-only metrics.jsonl; on resume, rows after the checkpoint's step are dropped first."""
@@ -86,17 +88,25 @@ def plot_curves(rows: list[dict], out_dir: Path) -> list[Path]:
     return written
 
 
+PLAIN_METRICS = ("reward/mean", "loss", "kl", "und_nll", "images_per_s")
+
+
 class LiveView:
-    """A rich table redrawn after every step: reward by tag, KL, loss, clip fraction, speed, ETA."""
+    """A rich table redrawn after every step (reward by tag, KL, loss, clip fraction, speed, ETA) on a terminal;
+    off a terminal, a plain progress line every `plain_every_seconds` (0: none)."""
 
     def __init__(self, total_steps: int, start_step: int, enabled: bool, console: Console | None = None,
-                 window: int = 20) -> None:
+                 window: int = 20, plain_every_seconds: float = 30.0, shown: bool = True) -> None:
         self.total_steps, self.start_step, self.window = total_steps, start_step, window
         # Each step sees only a few prompts per tag, so per-tag rewards are shown over the last `window` steps.
         self.tag_history: dict[str, deque] = {}
         self.started = time.perf_counter()
         self.console = console or Console(stderr=True)
-        self.live = Live(self._table({}, start_step), console=self.console, refresh_per_second=4) if enabled else None
+        terminal = self.console.is_terminal
+        self.live = (Live(self._table({}, start_step), console=self.console, refresh_per_second=4)
+                     if enabled and shown and terminal else None)
+        self.plain = (PlainProgress("step", total_steps, plain_every_seconds, start=start_step, stream=self.console.file)
+                      if shown and not terminal and plain_every_seconds > 0 else None)
 
     def __enter__(self) -> "LiveView":
         if self.live is not None:
@@ -114,6 +124,8 @@ class LiveView:
                 self.tag_history.setdefault(key, deque(maxlen=self.window)).append(value)
         if self.live is not None:
             self.live.update(self._table(row, row["step"]))
+        if self.plain is not None:
+            self.plain.update(row["step"], {key: row[key] for key in PLAIN_METRICS if key in row})
 
     def _table(self, row: dict, step: int) -> Table:
         done = step - self.start_step

@@ -28,14 +28,6 @@ class ImprovementRun:
     objects_after: float = float("nan")
 
 
-def default_recipe(method: str) -> Path:
-    """`configs/train/mini-<method>.yaml` of this checkout (UnirlError with what to pass if it is absent)."""
-    path = Path("configs") / "train" / f"mini-{method}.yaml"
-    if not path.is_file():
-        raise UnirlError(f"no recipe at {path}; run from the unirl checkout or pass --config mini-{method}.yaml")
-    return path
-
-
 def evaluate_shapes(model: str, out_dir: Path, seed: int, reporter=None) -> dict:
     """Shapes-suite GenEval of `model` with `--understanding` into `out_dir`; the summary dict."""
     from unirl_cli.eval.geneval.config import EvalGenevalConfig
@@ -66,24 +58,31 @@ def objects_per_image(eval_dir: Path) -> float:
 
 
 def run_improvement(method: str, recipe: Path, out_dir: Path, overrides: list[str], eval_seed: int = 42,
-                    log: Callable[[str], None] = print, reporter=None) -> ImprovementRun:
-    """Evaluate, train with `recipe` + `overrides` into `out_dir/train`, evaluate the final checkpoint."""
+                    log: Callable[[str], None] = print, reporter=None, overwrite: bool = False) -> ImprovementRun:
+    """Evaluate, train with `recipe` + `overrides` into `out_dir/train`, evaluate the final checkpoint.
+
+    A finished `before/` evaluation is reused; a training run already in `out_dir/train` is refused unless
+    `overwrite` (then it and its `after/` evaluation are replaced)."""
+    import shutil
+
     from unirl_cli.config import load_config
     from unirl_cli.train.config import TrainConfig
+    from unirl_cli.train.checkpoint import check_run_folder
     from unirl_cli.train.loop import train
 
     out_dir = Path(out_dir)
     train_dir = out_dir / "train"
     config = load_config(TrainConfig, recipe, [*overrides, f"method={method}", f"output_dir={train_dir}",
                                                 "save_every=0", "keep_last=1"])
-    if (train_dir / "metrics.jsonl").exists():
-        raise UnirlError(f"{train_dir} already holds a training run; pass another --out or delete it")
+    check_run_folder(train_dir, resuming=False, overwrite=overwrite, can_resume=False)
     log(f"evaluating {config.model} before training (shapes suite, {out_dir / 'before'})")
     before = evaluate_shapes(config.model, out_dir / "before", eval_seed, reporter)
     log(f"training: unirl train {method} --config {recipe} {' '.join(overrides)} (run folder {train_dir})")
-    result = train(config)
+    result = train(config, overwrite=overwrite)
     if result.last_checkpoint is None:
         raise UnirlError(f"the training run in {train_dir} saved no checkpoint")
+    if overwrite:  # the earlier run's evaluation would otherwise be reused as this one's
+        shutil.rmtree(out_dir / "after", ignore_errors=True)
     log(f"evaluating the trained checkpoint {result.last_checkpoint}")
     after = evaluate_shapes(str(result.last_checkpoint), out_dir / "after", eval_seed, reporter)
     return ImprovementRun(before, after, train_dir, result.last_checkpoint, result.metrics,

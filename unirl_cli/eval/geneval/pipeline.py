@@ -58,7 +58,7 @@ def load_eval_model(config: EvalGenevalConfig, load_model: Callable, state) -> o
     device = config.device
     if device == "auto" and state.num_processes > 1:
         device = str(state.device)
-    return load_model(config.model, device=device, dtype=config.dtype)
+    return load_model(config.model, device=device, dtype=config.dtype, sampling=config.sampling)
 
 
 def run_geneval(config: EvalGenevalConfig, load_model: Callable, reporter: Reporter = silent_reporter) -> GenevalRun:

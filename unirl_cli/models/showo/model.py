@@ -195,15 +195,20 @@ class ShowoModel(UnifiedModel):
         head = self.hf_model.lm_head
         return F.linear(hidden, head.weight[codes], head.bias[codes]).float()
 
-    def _check_sampling(self, sampling: SamplingConfig) -> None:
+    @classmethod
+    def check_sampling_settings(cls, sampling: SamplingConfig) -> None:
+        """Show-o: no top-k/top-p, guidance >= 0 (0 = no CFG), num_steps >= 1, temperature >= 0."""
         if sampling.top_k or sampling.top_p < 1.0:
             raise UnirlError("Show-o's sampler has no top-k/top-p truncation; leave top_k=0 and top_p=1.0")
-        if sampling.guidance_scale < 0:
+        if sampling.guidance_scale is not None and sampling.guidance_scale < 0:
             raise UnirlError(f"guidance_scale must be >= 0 for Show-o (0 = no guidance), got {sampling.guidance_scale}")
-        if sampling.num_steps < 1:
+        if sampling.num_steps is not None and sampling.num_steps < 1:
             raise UnirlError(f"num_steps must be >= 1, got {sampling.num_steps}")
-        if sampling.temperature < 0:
+        if sampling.temperature is not None and sampling.temperature < 0:
             raise UnirlError(f"temperature must be >= 0, got {sampling.temperature}")
+
+    def _check_sampling(self, sampling: SamplingConfig) -> None:
+        self.check_sampling_settings(sampling)
 
     @torch.no_grad()
     def generate_images(self, prompts: Sequence[str], seeds: Sequence[int],
