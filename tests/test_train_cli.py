@@ -158,3 +158,59 @@ def test_resuming_a_finished_run_asks_for_more_steps(tiny_janus_dir, tmp_path):
     run_dir = tmp_path / "done"
     assert invoke("grpo", "--model", tiny_janus_dir, "--steps", 1, "--output-dir", run_dir, *SMALL).exit_code == 0
     assert "pass a larger --steps" in _error_line(invoke("grpo", "--output-dir", run_dir, "--resume"))
+
+
+KILLER = '''
+import os, signal, sys
+from unirl_cli.train import checkpoint as ckpt
+
+save_policy, calls = ckpt._save_policy, []
+
+
+def dies_while_writing(policy, folder):
+    calls.append(folder)
+    if len(calls) == 2:  # the second checkpoint: half a weight file, then SIGKILL
+        (folder / "model.safetensors").write_bytes(b"half a file")
+        os.kill(os.getpid(), signal.SIGKILL)
+    save_policy(policy, folder)
+
+
+ckpt._save_policy = dies_while_writing
+from unirl_cli.cli import app
+
+app(args=sys.argv[1:], prog_name="unirl")
+'''
+
+
+def test_a_kill_while_writing_a_checkpoint_loses_nothing(tiny_janus_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from unirl_cli.train.checkpoint import list_checkpoints
+
+    run_dir = tmp_path / "run"
+    args = ["train", "grpo", "--model", str(tiny_janus_dir), "--out", str(run_dir), "--steps", "3", *SMALL,
+            "save_every=1", "keep_last=3"]
+    killed = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step-000001"]  # the half-written one is not a checkpoint
+    assert (run_dir / "checkpoints" / ".tmp-step-000002" / "model.safetensors").read_bytes() == b"half a file"
+
+    again = invoke("grpo", "--model", tiny_janus_dir, "--out", run_dir, "--steps", 3, *SMALL)
+    assert "already holds a training run (last checkpoint step-000001)" in _error_line(again)
+    resumed = invoke("grpo", "--out", run_dir, "--steps", 3, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step-000001", "step-000002", "step-000003"]
+    assert not list((run_dir / "checkpoints").glob(".tmp-*"))
+
+
+def test_overwrite_replaces_a_finished_run(tiny_janus_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    first = invoke("grpo", "--model", tiny_janus_dir, "--out", run_dir, "--steps", 2, *SMALL)
+    assert first.exit_code == 0, first.output
+    (run_dir / "notes.txt").write_text("mine")  # not a run file: kept
+    second = invoke("grpo", "--model", tiny_janus_dir, "--out", run_dir, "--steps", 1, *SMALL, "--overwrite")
+    assert second.exit_code == 0, second.output
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-000001"]
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (run_dir / "notes.txt").read_text() == "mine"

@@ -25,7 +25,7 @@ def test_improve_runs_end_to_end_on_mini_and_prints_before_and_after(tmp_path):
     assert before["prompts"] == after["prompts"] == 134 and "understanding" in after
     assert len((out / "train" / "metrics.jsonl").read_text().splitlines()) == 2
     again = run_console_script(*args)  # a finished run is never overwritten
-    assert again.returncode == 2 and "already holds a finished training run; pass --overwrite" in again.stderr
+    assert again.returncode == 2 and "already holds a training run (last checkpoint step-000002); pass --overwrite" in again.stderr
     assert "Traceback" not in again.stderr
 
 

@@ -17,11 +17,13 @@ def generate(
     model: str = typer.Option("janus", "--model", "-m", help="Registry name, hub id or local folder (see `unirl models`)."),
     num_images: int = typer.Option(4, "--num-images", "-n", help="How many images to sample."),
     seed: int = typer.Option(0, "--seed", help="Image k uses seed SEED+k, so each image is reproducible alone."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale (default: the family's, Janus 5; 1 turns CFG off)."),
+    cfg: Optional[float] = typer.Option(None, "--guidance-scale", "--cfg",
+                                        help="CFG scale (default: the checkpoint's or family's, 5). Off: Janus 1, Show-o 0 "
+                                             "(its formula is (1+w)c - w u)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (default 1)."),
     top_k: int = typer.Option(0, "--top-k", help="Sample among the k most likely tokens (0 = all)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps of masked models (Show-o 512: 50)."),
+    steps: Optional[int] = typer.Option(None, "--sampling-steps", "--steps", help="Sampling steps of masked models (Show-o 512: 50)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default outputs/generate/<prompt>)."),
     grid: bool = typer.Option(False, "--grid", help="Also write grid.png with all images."),
     batch_size: int = typer.Option(4, "--batch-size", help="Images sampled per forward pass."),
@@ -42,8 +44,8 @@ def generate(
     check_positive("num_images", num_images)
     check_positive("batch_size", batch_size)
     check_positive("temperature", temperature)
-    check_positive("steps", steps)
-    check_positive("cfg", cfg, allow_zero=True)
+    check_positive("sampling_steps", steps)
+    check_positive("guidance_scale", cfg, allow_zero=True)
     check_positive("top_k", top_k, allow_zero=True)
     if not 0 < top_p <= 1:
         raise UnirlError(f"--top-p must be in (0, 1], got {top_p}")

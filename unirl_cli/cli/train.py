@@ -25,13 +25,18 @@ OVERRIDES_HELP = "Config overrides as key=value, e.g. grpo.beta=0.2 rollout.guid
 def _resolve_config(method: str, model: Optional[str], steps: Optional[int], config_file: Optional[Path],
                     resume: Optional[str], output_dir: Optional[Path], overrides: list[str]):
     from unirl_cli.config import load_config
+    from unirl_cli.errors import UnirlError
     from unirl_cli.train import checkpoint as ckpt
     from unirl_cli.train.config import TrainConfig
 
     base: dict = {}
     if resume is not None:
         run_dir = output_dir or Path(TrainConfig().output_dir)
-        state = ckpt.read_trainer_state(ckpt.resolve_resume_dir(resume, run_dir))
+        checkpoint = ckpt.resolve_resume_dir(resume, run_dir)
+        state = ckpt.read_trainer_state(checkpoint)
+        if not isinstance(state.get("config"), dict):
+            raise UnirlError(f"'{checkpoint}' holds no run config in its trainer state; it is damaged or was not "
+                             f"written by `unirl train`: resume from another checkpoint")
         base = dict(state["config"])
     explicit = [f"method={method}"]
     if model is not None:
@@ -51,6 +56,10 @@ def _show_config(config) -> None:
 
 def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides, overwrite) -> None:
     check_positive("steps", steps)
+    if resume is not None and overwrite:
+        from unirl_cli.errors import UnirlError
+
+        raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     config = _resolve_config(method, model, steps, config_file, resume, output_dir, list(overrides or []))
     if show_config:
         _show_config(config)

@@ -48,9 +48,10 @@ def check_run_folder(output_dir: str | Path, resuming: bool, overwrite: bool, ca
     if resuming and overwrite:
         raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     if not resuming and not overwrite and holds_run(output_dir):
-        state = "a finished" if list_checkpoints(output_dir) else "a started"
+        found = list_checkpoints(output_dir)
+        state = f"last checkpoint {found[-1].name}" if found else "no checkpoint yet"
         resume = "--resume to continue it, " if can_resume else ""
-        raise UnirlError(f"'{output_dir}' already holds {state} training run; pass {resume}--overwrite to "
+        raise UnirlError(f"'{output_dir}' already holds a training run ({state}); pass {resume}--overwrite to "
                          f"replace it, or another --out")
 
 

@@ -89,6 +89,10 @@ class SFTConfig:
     und_weight: float = option(1.0, "weight of the understanding (answer) NLL")
     gen_weight: float = option(1.0, "weight of the generation NLL (filtered mode)")
     und_on: Literal["all", "correct"] = option("all", "filtered mode: understanding NLL on all images or only correctly answered ones")
+    straight_through: Literal["hard", "soft"] = option("hard", "end_to_end: understanding reads one-hot tokens (hard, gradient of the soft sample) or the soft sample itself")
+    generator_grad: float = option(1.0, "end_to_end: scale of the answer loss's gradient that reaches the generator through the image tokens (0 = reader only)")
+    gen_branch: Literal["cond", "cfg"] = option("cond", "filtered: generation NLL under the conditional branch, or under the CFG-guided distribution the images were sampled from")
+    kl_beta: float = option(0.0, "weight of a k3 KL to the starting model on the image tokens (conditional branch); 0 = no anchor")
 
 
 @dataclass
@@ -168,6 +172,8 @@ def config_problems(config: TrainConfig) -> list[str]:
     if config.rollout.guidance_scale is not None and config.rollout.guidance_scale < 0:
         problems.append(f"rollout.guidance_scale must be >= 0 (Janus: 1 = no CFG; Show-o: 0), got "
                         f"{config.rollout.guidance_scale}")
+    if config.sft.kl_beta < 0 or config.sft.generator_grad < 0:
+        problems.append("sft.kl_beta and sft.generator_grad must be >= 0")
     if config.sft.gumbel_tau <= 0:
         problems.append(f"sft.gumbel_tau must be > 0, got {config.sft.gumbel_tau}")
     weights = (config.reward.self_weight, config.reward.judge_weight, config.reward.detector_weight)

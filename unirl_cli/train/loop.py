@@ -104,7 +104,8 @@ def _prepare_policy(config: TrainConfig, policy: UnifiedModel, checkpoint: Path 
     train_understanding = config.method == "sft" or config.grpo.answer_weight > 0
     policy.freeze_for_training(train_understanding=train_understanding)
     frozen_start = None
-    needs_reference = config.method == "grpo" and config.grpo.beta > 0
+    needs_reference = (config.method == "grpo" and config.grpo.beta > 0) or (config.method == "sft"
+                                                                             and config.sft.kl_beta > 0)
     if needs_reference and checkpoint is not None and config.lora.r == 0:
         from unirl_cli.models.loading import load_model
 

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 
 from unirl_cli.models.base import ImageRollout, UnifiedModel
 from unirl_cli.train.context import RunContext, accumulate_gradients, optimizer_update, summed
+from unirl_cli.train.distributed import full_parameters
 from unirl_cli.train.grpo import reward_metrics, step_experience
+from unirl_cli.train.grpo_loss import k3_kl
 from unirl_cli.train.rewards import RolloutBatch
 from unirl_cli.train.rollout import StepTimer, chunks
 
@@ -32,16 +34,21 @@ def gumbel_noise(seeds: list[int], shape: tuple[int, int], device: torch.device)
 
 
 def straight_through_tokens(logits: torch.Tensor, noise: torch.Tensor, tau: float,
-                            hard_indices: torch.Tensor | None = None) -> torch.Tensor:
+                            hard_indices: torch.Tensor | None = None, soft_forward: bool = False,
+                            grad_scale: float = 1.0) -> torch.Tensor:
     """onehot(hard) + y - sg(y), y = softmax((logits + noise) / tau); hard defaults to argmax y.
 
-    Forward value is exactly one-hot; the gradient is that of the soft sample y.
+    Forward value is exactly one-hot (the soft sample y itself with `soft_forward`); the gradient is that of
+    y times `grad_scale` (0: nothing reaches the logits, the reader alone learns).
     """
     soft = torch.softmax((logits.float() + noise) / tau, dim=-1)  # (batch, num_image_tokens, codebook)
+    scaled = soft.detach() + grad_scale * (soft - soft.detach())  # same value, gradient times grad_scale
+    if soft_forward:
+        return scaled
     if hard_indices is None:
         hard_indices = soft.argmax(dim=-1)
     hard = F.one_hot(hard_indices.long(), num_classes=soft.shape[-1]).to(soft.dtype)
-    return hard + soft - soft.detach()
+    return hard + scaled - scaled.detach()
 
 
 def answer_nll_per_image(scores) -> torch.Tensor:
@@ -61,6 +68,11 @@ class SFTSettings:
     generation_total: float  # sums of the per-image weights over the whole local batch (normalisers)
     understanding_total: float
     no_guidance_scale: float
+    soft_forward: bool = False
+    generator_grad: float = 1.0
+    gen_guidance: float | None = None  # None: the rollout's own CFG scale (gen_branch=cfg)
+    kl_beta: float = 0.0
+    num_images: int = 1  # of the local batch, normalises the KL term
 
 
 @dataclass
@@ -74,6 +86,16 @@ class SFTMicroBatch:
     generation_weights: torch.Tensor  # (rows,) 1 for images whose answer was correct (filtered mode)
     understanding_weights: torch.Tensor  # (rows,)
     settings: SFTSettings
+    ref_logprobs: torch.Tensor | None = None  # (rows, N) conditional-branch log-probs under the starting model
+
+
+def kl_anchor(micro: SFTMicroBatch, logprobs: torch.Tensor) -> torch.Tensor:
+    """beta * k3 KL(policy || start) of the image tokens, mean over tokens, summed over this micro-batch's
+    share of the batch (0 without a reference)."""
+    if micro.ref_logprobs is None or micro.settings.kl_beta == 0:
+        return logprobs.new_zeros(())
+    per_image = k3_kl(logprobs.float(), micro.ref_logprobs.float()).mean(dim=1)
+    return micro.settings.kl_beta * per_image.sum() / max(micro.settings.num_images, 1)
 
 
 def end_to_end_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
@@ -82,24 +104,42 @@ def end_to_end_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
     logits = policy("image_logits", micro.rollout.prompts, micro.rollout.image_tokens)
     noise = gumbel_noise(micro.gumbel_seeds, tuple(logits.shape[1:]), logits.device)
     hard = micro.rollout.image_tokens if settings.hard_from_rollout else None
-    soft_tokens = straight_through_tokens(logits, noise, settings.tau, hard)
+    soft_tokens = straight_through_tokens(logits, noise, settings.tau, hard, soft_forward=settings.soft_forward,
+                                          grad_scale=settings.generator_grad)
     scores = policy("answer_logprobs", soft_tokens, micro.questions, micro.answers)
     nll = answer_nll_per_image(scores)
     loss = settings.und_weight * (micro.understanding_weights * nll).sum() / max(settings.understanding_total, 1.0)
-    return {"loss": loss, "und_nll": nll.detach().mean(), "rows": len(micro.rollout)}
+    # The reference scores the same tokens under the same sampling temperature.
+    tempered = logits.float() / micro.rollout.temperature
+    token_logprobs = tempered.log_softmax(dim=-1).gather(-1, micro.rollout.image_tokens[..., None].long())
+    anchor = kl_anchor(micro, token_logprobs.squeeze(-1))
+    return {"loss": loss + anchor, "und_nll": nll.detach().mean(), "kl": anchor.detach(), "rows": len(micro.rollout)}
 
 
 def filtered_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
     """Generation NLL on correctly answered images + understanding NLL on detached image tokens."""
     settings = micro.settings
     # Both terms are always in the graph (zero-weighted if need be) so DDP sees every parameter used.
-    gen_nll = -policy("image_logprobs", micro.rollout, guidance_scale=settings.no_guidance_scale).float().mean(dim=1)
+    gen_logprobs = policy("image_logprobs", micro.rollout, guidance_scale=settings.gen_guidance).float()
+    gen_nll = -gen_logprobs.mean(dim=1)
     scores = policy("answer_logprobs", micro.rollout.image_tokens, micro.questions, micro.answers)
     und_nll = answer_nll_per_image(scores)
     loss = (settings.gen_weight * (micro.generation_weights * gen_nll).sum() / max(settings.generation_total, 1.0)
             + settings.und_weight * (micro.understanding_weights * und_nll).sum() / max(settings.understanding_total, 1.0))
-    return {"loss": loss, "gen_nll": gen_nll.detach().mean(), "und_nll": und_nll.detach().mean(),
-            "rows": len(micro.rollout)}
+    anchor = gen_logprobs.new_zeros(())
+    if settings.kl_beta > 0:
+        conditional = (gen_logprobs if settings.gen_guidance == settings.no_guidance_scale else
+                       policy("image_logprobs", micro.rollout, guidance_scale=settings.no_guidance_scale).float())
+        anchor = kl_anchor(micro, conditional)
+    return {"loss": loss + anchor, "gen_nll": gen_nll.detach().mean(), "und_nll": und_nll.detach().mean(),
+            "kl": anchor.detach(), "rows": len(micro.rollout)}
+
+
+def _reference_logprobs(ctx: RunContext, rollout: ImageRollout) -> torch.Tensor:
+    """Conditional-branch log-probs (batch, N) of the rollout's tokens under the starting model (no grad)."""
+    with full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
+        return torch.cat([ctx.reference.image_logprobs(rollout.select(part), ctx.policy.no_guidance_scale).float()
+                          for part in chunks(len(rollout), ctx.config.micro_batch_size)])
 
 
 def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index: int) -> tuple[dict, RolloutBatch]:
@@ -112,14 +152,19 @@ def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index:
     correct = (rewards >= getattr(ctx.reward_fn, "max_reward", 1.0) - 1e-6).float().to(ctx.device)
     end_to_end = config.sft.mode == "end_to_end"
     und_weights = correct if (not end_to_end and config.sft.und_on == "correct") else torch.ones_like(correct)
+    no_guidance = ctx.policy.no_guidance_scale
     settings = SFTSettings(config.sft.gumbel_tau, config.sft.hard_tokens == "rollout", config.sft.und_weight,
-                           config.sft.gen_weight, float(correct.sum()), float(und_weights.sum()),
-                           ctx.policy.no_guidance_scale)
+                           config.sft.gen_weight, float(correct.sum()), float(und_weights.sum()), no_guidance,
+                           soft_forward=config.sft.straight_through == "soft", generator_grad=config.sft.generator_grad,
+                           gen_guidance=no_guidance if config.sft.gen_branch == "cond" else None,
+                           kl_beta=config.sft.kl_beta, num_images=len(batch.rollout))
     rollout = batch.rollout.to(ctx.device)
+    ref_logprobs = _reference_logprobs(ctx, rollout) if config.sft.kl_beta > 0 else None
     micro_batches = [SFTMicroBatch(rollout.select(part), [r["question"] for r in batch.records[part.start:part.stop]],
                                    [r["answer"] for r in batch.records[part.start:part.stop]],
                                    rollout.seeds[part.start:part.stop], correct[part.start:part.stop],
-                                   und_weights[part.start:part.stop], settings)
+                                   und_weights[part.start:part.stop], settings,
+                                   None if ref_logprobs is None else ref_logprobs[part.start:part.stop])
                      for part in chunks(len(rollout), config.micro_batch_size)]
     objective = end_to_end_objective if end_to_end else filtered_objective
     with timer.phase("logprob_fwd_bwd"):
@@ -128,7 +173,7 @@ def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index:
         grad_norm = optimizer_update(ctx)
     metrics.update({"loss": summed(outputs, "loss"), "grad_norm": grad_norm,
                     "correct_fraction": float(correct.mean())})
-    for key in ("und_nll", "gen_nll"):
+    for key in ("und_nll", "gen_nll", "kl"):
         values = [out[key] for out in outputs if key in out]
         if values:
             metrics[key] = sum(values) / len(values)
