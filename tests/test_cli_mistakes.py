@@ -181,3 +181,17 @@ def test_help_still_exits_0(capsys):
     assert app(args=["generate", "--help"], prog_name="unirl") in (None, 0)
     assert "--out" in capsys.readouterr().out
     os.environ.pop("UNIRL_TEST_NOTHING", None)
+
+
+def test_flags_win_over_the_same_key_as_key_value(tmp_path, monkeypatch, capsys):
+    """One precedence rule for every verb with a config: an explicit flag beats key=value for the same key."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "1000")
+    app(args=["train", "grpo", "--steps", "5", "steps=10", "--seed", "3", "seed=4", "--show-config"],
+        prog_name="unirl")
+    shown = capsys.readouterr().out
+    assert "steps: 5" in shown and "seed: 3" in shown
+    app(args=["eval", "geneval", "--limit", "5", "limit=10", "--seed", "1", "seed=2", "--show-config"],
+        prog_name="unirl")
+    shown = capsys.readouterr().out
+    assert "limit: 5" in shown and "seed: 1" in shown

@@ -116,7 +116,7 @@ def test_accelerate_configs_name_their_backend():
 
     backends = {p.stem: yaml.safe_load(p.read_text())["distributed_type"] for p in (CONFIGS / "accelerate").glob("*.yaml")}
     assert backends == {"1gpu": "NO", "8gpu": "MULTI_GPU", "multinode": "MULTI_GPU",
-                        "deepspeed_zero2": "DEEPSPEED", "fsdp": "FSDP"}
+                        "deepspeed_zero2": "DEEPSPEED", "fsdp": "FSDP", "fsdp-cpu": "FSDP", "zero2-cpu": "DEEPSPEED"}
 
 
 @pytest.mark.slow

@@ -32,6 +32,18 @@ def check_positive(name: str, value: float | int | None, allow_zero: bool = Fals
         raise UnirlError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
 
 
+THREADS_HELP = "torch CPU threads (default: torch's own choice)."
+
+
+def apply_threads(threads: int | None) -> None:
+    """`--threads N`: check it, then set torch's intra-op threads (imports torch, so call it after validation)."""
+    check_positive("threads", threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def print_config(config_class: type, resolved, title: str) -> None:
     """`--show-config`: every key with type, default and help, then the resolved values as YAML."""
     import yaml

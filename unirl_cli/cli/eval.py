@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, console, print_config, stdout
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, THREADS_HELP, apply_threads, check_positive, console, print_config, stdout
 
 eval_app = typer.Typer(help="Evaluate models on benchmarks (GenEval).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -45,6 +45,8 @@ def geneval(
     images_per_prompt: Optional[int] = typer.Option(None, "--images-per-prompt", "-n", help="Images per prompt (GenEval: 4)."),
     detector_path: Optional[str] = typer.Option(None, "--detector-path", help="Folder of the Mask2Former detector (default: the downloaded geneval-detector)."),
     clip_path: Optional[str] = typer.Option(None, "--clip-path", help="Folder of CLIP ViT-L/14 (default: the downloaded geneval-clip)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed of the generated images (GenEval: 42)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     show_config: bool = typer.Option(False, "--show-config", help="Print every config key and the resolved config, then exit."),
 ) -> None:
     """Generate GenEval's images with a model and score them exactly as GenEval does (or score --images DIR)."""
@@ -60,9 +62,11 @@ def geneval(
     cli_values = _cli_settings(suite=suite, model=model, out_dir=str(out) if out else None, images_dir=str(images) if images else None,
                                understanding=understanding, device=device, dtype=dtype, eval_device=eval_device,
                                limit=limit, images_per_prompt=images_per_prompt, detector_path=detector_path,
-                               clip_path=clip_path)
-    data = merge_dicts(read_yaml(resolve_config(config, "eval")) if config else {}, cli_values)
-    settings = build_config(EvalGenevalConfig, merge_dicts(data, parse_overrides(list(overrides or []))))
+                               clip_path=clip_path, seed=seed)
+    # Recipe, then key=value overrides, then flags: a flag wins over the same key given as key=value (as in train).
+    data = merge_dicts(read_yaml(resolve_config(config, "eval")) if config else {},
+                       parse_overrides(list(overrides or [])))
+    settings = build_config(EvalGenevalConfig, merge_dicts(data, cli_values))
     if show_config:
         _show_config(settings)
         return
@@ -70,6 +74,8 @@ def geneval(
         raise UnirlError(f"--images '{settings.images_dir}' is not a folder; pass a folder in GenEval's layout")
     if settings.out_dir:
         check_output_folder(settings.out_dir)
+    check_positive("threads", threads)
+    apply_threads(threads)
     _run(settings)
 
 

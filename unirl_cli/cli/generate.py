@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, check_positive, console, stdout
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, THREADS_HELP, apply_threads, check_positive, console, stdout
 
 
 @app.command()
@@ -29,6 +29,7 @@ def generate(
     batch_size: int = typer.Option(4, "--batch-size", help="Images sampled per forward pass."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Generate images from a text prompt; writes PNGs and metadata.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -42,6 +43,7 @@ def generate(
 
     out_dir = check_output_folder(out or Path("outputs") / "generate" / prompt_slug(prompt))
     check_positive("num_images", num_images)
+    check_positive("threads", threads)
     check_positive("batch_size", batch_size)
     check_positive("temperature", temperature)
     check_positive("sampling_steps", steps)
@@ -53,6 +55,7 @@ def generate(
         raise UnirlError("the prompt is empty; pass the text to draw, e.g. unirl generate \"a photo of a cat\"")
     sampling = SamplingConfig(guidance_scale=cfg, temperature=temperature, top_k=top_k, top_p=top_p, num_steps=steps)
 
+    apply_threads(threads)
     with console.status(f"loading {model} ..."):
         loaded = load_model(model, device=device, dtype=dtype, sampling=sampling)
     with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -34,7 +34,7 @@ def parse_tag_weights(items: list[str]) -> dict[str, float] | None:
 @prompts_app.command("generate")
 def generate_file(
     out: Path = typer.Option(..., "--out", "-o", help="JSONL file to write."),
-    num: int = typer.Option(5000, "--num", "-n", help="How many distinct prompts."),
+    num: int = typer.Option(5000, "--num", help="How many distinct prompts."),
     seed: int = typer.Option(0, "--seed", help="The same seed gives the same file."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag to include, optionally weighted: position=2 (repeatable)."),
 ) -> None:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import check_positive, print_config, stdout
+from unirl_cli.cli.common import THREADS_HELP, apply_threads, check_positive, print_config, stdout
 
 train_app = typer.Typer(help="Train a unified model on its own images and answers (UniRL): GRPO or SFT.",
                         no_args_is_help=True)
@@ -54,7 +54,8 @@ def _show_config(config) -> None:
     print_config(TrainConfig, config, "training config keys")
 
 
-def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides, overwrite) -> None:
+def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides, overwrite,
+         threads=None) -> None:
     check_positive("steps", steps)
     if resume is not None and overwrite:
         from unirl_cli.errors import UnirlError
@@ -66,6 +67,7 @@ def _run(method: str, model, steps, config_file, resume, output_dir, show_config
         return
     from unirl_cli.train.loop import train
 
+    apply_threads(threads)
     result = train(config, resume=resume, overwrite=overwrite)
     if result.metrics:
         last = result.metrics[-1]
@@ -84,10 +86,14 @@ def _command(method: str, summary: str):
         output_dir: Optional[Path] = typer.Option(None, "--out", "-o", "--output-dir",
                                                   help="Run folder (checkpoints, metrics, samples, plots)."),
         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Run seed: images, prompt order, Gumbel noise (default: the recipe's, else 0)."),
+        threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
         show_config: bool = typer.Option(False, "--show-config", help="Print every config key and the resolved config, then exit."),
     ) -> None:
         target = str(resume_from) if resume_from is not None else ("" if resume else None)
-        _run(method, model, steps, config_file, target, output_dir, show_config, overrides, overwrite)
+        flags = list(overrides or []) + ([f"seed={seed}"] if seed is not None else [])
+        check_positive("threads", threads)
+        _run(method, model, steps, config_file, target, output_dir, show_config, flags, overwrite, threads)
 
     command.__doc__ = summary
     return command

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, check_positive, console
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, THREADS_HELP, apply_threads, check_positive, console
 
 
 @app.command()
@@ -21,6 +21,7 @@ def understand(
     seed: int = typer.Option(0, "--seed", help="Seed of sampled answers."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     dtype: str = typer.Option("auto", "--dtype", help=DTYPE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Answer a question about each image; prints one answer per image."""
     from unirl_cli.engine import answer_about_images, read_images
@@ -33,10 +34,12 @@ def understand(
     if not question.strip():
         raise UnirlError("the question is empty; e.g. unirl understand cat.png \"What is in this image?\"")
     check_positive("max_new_tokens", max_new_tokens)
+    check_positive("threads", threads)
     check_positive("temperature", temperature)
     if Path(question).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and Path(question).exists():
         raise UnirlError(f"the last argument '{question}' is an image; put the question last")
     images = read_images(image_paths)  # fail on a bad file before loading the model
+    apply_threads(threads)
     with console.status(f"loading {model} ..."):
         loaded = load_model(model, device=device, dtype=dtype)
     answers = answer_about_images(loaded, images, question, max_new_tokens=max_new_tokens,

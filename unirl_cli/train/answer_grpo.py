@@ -7,7 +7,7 @@ understanding path (DDP then sees every trainable parameter used). No KL term on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -100,6 +100,6 @@ def answer_loss(policy: UnifiedModel, part: AnswerPart, settings: ClipSettings, 
     scores = policy("answer_logprobs", part.image_tokens, part.questions, part.answers)
     logprobs = scores.token_logprobs.float()
     old = logprobs.detach() if part.old_token_logprobs is None else part.old_token_logprobs
-    no_kl = ClipSettings(settings.eps_low, settings.eps_high, 0.0)
+    no_kl = replace(settings, beta=0.0)  # answers have no reference log-probs; every other setting carries over
     out = grpo_loss(logprobs, old, part.advantages, no_kl, loss_type, mask=scores.token_mask, sizes=part.sizes)
     return {"answer_loss": part.weight * out.loss, "answer_clip_fraction": out.clip_fraction}

@@ -73,11 +73,11 @@ def tiny_magvit_config(image_size: int, grid_side: int, codebook_bits: int, base
 
 def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int = 4, codebook_bits: int = 6,
                      hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4, magvit_channels: int = 16,
-                     max_text_length: int = 32, seed: int = 0) -> Path:
+                     max_text_length: int = 32, seed: int = 0, magvit_config: MagvitConfig | None = None) -> Path:
     """Write a tiny random Show-o to `out_dir` (official layout) and return the folder.
 
     Defaults: 32 px images, 4x4 = 16 image tokens, 64 codes, a 2-layer Phi of width 64; the same `seed`
-    gives the same weights.
+    gives the same weights. `magvit_config` replaces the scaled-down image tokenizer (e.g. the real MAGVIT-v2).
     """
     from unirl_cli.models.showo.model import ShowoModel
     from unirl_cli.models.showo.prompting import add_showo_tokens
@@ -95,7 +95,7 @@ def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         hf_model = _random_phi(phi_config, config.vocab_size)
-        magvit = MagvitV2(tiny_magvit_config(image_size, grid_side, codebook_bits, magvit_channels))
+        magvit = MagvitV2(magvit_config or tiny_magvit_config(image_size, grid_side, codebook_bits, magvit_channels))
     ShowoModel(hf_model, magvit, tokenizer, config, phi_config).save(str(out_dir))
     # Like a `microsoft/phi-1_5` snapshot, phi/ holds the plain text tokenizer; loading adds Show-o's tokens.
     save_phi_folder(out_dir, phi_config, build_text_tokenizer())

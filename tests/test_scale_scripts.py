@@ -1,0 +1,33 @@
+"""The scale scripts that cannot run at full size here stay runnable: each runs its tiny mode end to end."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_phase_on_the_tiny_models(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--size", "tiny", "--device", "cpu",
+                           "--out", str(out)], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    failed = {name: row.get("error") for name, row in report["phases"].items() if not row["ok"]}
+    assert not failed and len(report["phases"]) == 5, failed
+    assert report["phases"]["fsdp smoke"]["checkpoint"] is True
+    assert "| janus sampler vs generate | True |" in done.stdout
+
+
+def test_full_size_quick_mode_runs_on_the_tiny_models(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "full_size.py"), "--size", "tiny", "--quick",
+                           "--threads", "1"], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| tiny-janus | load (the download path) |" in done.stdout
+    assert "| tiny-showo | 1 MaskGIT step, CFG 5 (1024 tokens) |" in done.stdout
