@@ -221,7 +221,7 @@ def test_shipped_mini_draws_held_out_colour_pairs_in_the_asked_colour():
 def test_language_model_stage_trains_the_understanding_path_at_its_own_rate():
     from unirl_cli.models.janus import JanusModel
     from unirl_cli.world.mini import build_untrained_mini
-    from unirl_cli.world.pretrain import LmStage, build_scenes, train_language_model, understanding_records
+    from unirl_cli.world.lm_stage import LmStage, build_scenes, train_language_model, understanding_records
 
     hf_model, processor = build_untrained_mini(0)
     model = JanusModel(hf_model.eval(), processor)

@@ -80,7 +80,7 @@ def check_shapes_model(model) -> None:
 
 def reading_pool(scope: str) -> dict[str, list[dict]]:
     """Question records by tag that a reading stage of `scope` may ask about."""
-    from unirl_cli.world.pretrain import reading_records
+    from unirl_cli.world.lm_stage import reading_records  # lazily: the CLI reads this module without torch
     from unirl_cli.world.prompts import eval_prompts
 
     records = reading_records() + (list(eval_prompts()) if scope == "world" else [])
@@ -94,7 +94,7 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
     """`settings.num_scenes` question scenes: renders of pool records drawn by tag weight, then the truthful
     share of random scenes (any tag) answered with what they show; answers name objects in `answer_order`."""
     from unirl_cli.world.describe import describe, in_reading_order
-    from unirl_cli.world.pretrain import build_truthful_scenes, tokenised_scenes
+    from unirl_cli.world.lm_stage import build_truthful_scenes, tokenised_scenes
     from unirl_cli.world.render import render_scene
 
     pool = reading_pool(settings.scope)
@@ -116,8 +116,8 @@ def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None]
                     stage_name: str = "focused reading") -> tuple[int, float, list[dict]]:
     """Train `model` (a JanusModel, in place) on the stage's questions and a few text-to-image examples for
     `settings.minutes`; returns (steps, seconds, loss history)."""
-    from unirl_cli.world.pretrain import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
-                                         train_language_model)
+    from unirl_cli.world.lm_stage import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
+                                          train_language_model)
     from unirl_cli.world.prompts import train_prompts
 
     check_reading_settings(settings)
