@@ -30,7 +30,7 @@ VARIANTS = {
     "lr 2e-4 + KL 0.1": "optim.lr=2e-4,sft.kl_beta=0.1",
     "warm-up 30, lr 2e-4": "optim.lr=2e-4,optim.warmup_steps=30",
     "4 images/prompt": "group_size=4,prompts_per_step=8",
-    "filtered, cond": "sft.mode=filtered,sft.und_on=correct",
+    "filtered, cond": "sft.mode=filtered,sft.und_on=correct,sft.gen_branch=cond",
     "filtered, cfg": "sft.mode=filtered,sft.und_on=correct,sft.gen_branch=cfg",
     "filtered, cfg, lr 1e-4": "sft.mode=filtered,sft.und_on=correct,sft.gen_branch=cfg,optim.lr=1e-4",
 }

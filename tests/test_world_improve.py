@@ -76,7 +76,7 @@ def mean_self_reward(model, records: list[dict], images_per_prompt: int = 8) -> 
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_a_short_seeded_grpo_run_on_mini_raises_its_mean_self_reward(tmp_path):
     """GRPO on the image tokens of one training prompt, 32 images a step, 40 steps (the recipe's 150 steps over
-    many prompts take minutes: README, 'The self-improvement result'). The self-reward is measured on fresh
+    many prompts take minutes: docs/shapes-world.md, 'The self-improvement result'). The self-reward is measured on fresh
     seeds, not on the rollouts trained on."""
     from unirl_cli.config import load_config
     from unirl_cli.models.loading import load_model

@@ -144,7 +144,7 @@ def test_shipped_mini_loads_by_name_and_answers_rendered_scenes_above_chance():
         scores = [match_answer(r["tag"], r, a) for r, a in zip(records, answers) if r["tag"] == tag]
         accuracy[tag] = sum(scores) / len(scores)
     # Chance: 1/6 shapes, 1/10 colours, 1/15 shape pairs, 1/18 count x shape. Two objects and counting are
-    # checked on scenes the reading stage saw (its evaluation-scene accuracy is lower: README, 'The shapes world').
+    # checked on scenes the reading stage saw (its evaluation-scene accuracy is lower: docs/shapes-world.md).
     assert accuracy["single_object"] > 0.6 and accuracy["colors"] > 0.8, accuracy
     assert accuracy["two_object"] > 0.4 and accuracy["counting"] > 0.3, accuracy
 
@@ -183,7 +183,7 @@ def test_detector_reads_the_shipped_vq_reconstructions():
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_shipped_mini_says_what_a_one_shape_image_shows_when_asked_for_two_items():
     # The reward hack the truthful reading stage removed: a reader that recites the prompt's template names two
-    # objects in any image, so a generator can earn the two-object reward with one shape (README, 'The shapes world').
+    # objects in any image, so a generator can earn the two-object reward with one shape (docs/shapes-world.md).
     import random
 
     from unirl_cli.data.qa import question_for
@@ -203,7 +203,7 @@ def test_shipped_mini_says_what_a_one_shape_image_shows_when_asked_for_two_items
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_shipped_mini_draws_held_out_colour_pairs_in_the_asked_colour():
     """The caption stage's point: a colour word composes with a shape it never came with in a prompt
-    (README, 'Why step 6 exists': 0.79 at 8 samples per prompt; 0.03 before the stage)."""
+    (docs/shapes-world.md, 'Why step 6 exists': 0.79 at 8 samples per prompt; 0.03 before the stage)."""
     from unirl_cli.eval.geneval.config import GenevalThresholds
     from unirl_cli.eval.geneval.evaluate import judge_images
     from unirl_cli.models.loading import load_model

@@ -50,7 +50,7 @@ class PretrainSettings:
     batch_size: int = 16
     learning_rate: float = 2e-3
     # The LM stage trains the fresh encoder and aligner at this share of `learning_rate`: at the full rate the
-    # image path lost shape within minutes in a fresh run (README, 'The mini model').
+    # image path lost shape within minutes in a fresh run (docs/shapes-world.md, 'The mini model').
     understanding_lr_scale: float = 0.1
     num_reading_scenes: int = 12000
     reading_qa_batch_size: int = 32
@@ -69,7 +69,7 @@ class PretrainSettings:
     # Its answers name objects in the prompt's order, as in the run that made the shipped mini's stages 1-7.
     reading_focus: ReadingSettings = field(
         default_factory=lambda: ReadingSettings(minutes=12.0, seed=21, answer_order="prompt"))
-    # The eighth stage: the same mix with answers naming objects in reading order (README, finding 11).
+    # The eighth stage: the same mix with answers naming objects in reading order (docs/shapes-world.md, finding 11).
     reading_order: ReadingSettings = field(default_factory=ReadingSettings)
 
 

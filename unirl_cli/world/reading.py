@@ -23,9 +23,9 @@ SCOPES = ("training", "world")
 # How an answer orders the objects it names: as the prompt's template does ("prompt": the order the prompt
 # was written in, which the image does not show) or as they appear in the image ("reading": top row first, left
 # to right). A reader can only bind a colour or a place to the right shape when the order is one it can see
-# (README, finding 11).
+# (docs/shapes-world.md, finding 11).
 ANSWER_ORDERS = ("prompt", "reading")
-# The shipped stage's mix: position and colour attribution are what the reader fails most (README, finding 8);
+# The shipped stage's mix: position and colour attribution are what the reader fails most (docs/shapes-world.md, finding 8);
 # the other tags stay in so that their answers are not forgotten.
 READING_TAG_WEIGHTS = {"single_object": 0.05, "two_object": 0.05, "counting": 0.1, "colors": 0.05,
                        "position": 0.35, "color_attr": 0.4}
