@@ -31,3 +31,13 @@ def test_full_size_quick_mode_runs_on_the_tiny_models(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| tiny-janus | load (the download path) |" in done.stdout
     assert "| tiny-showo | 1 MaskGIT step, CFG 5 (1024 tokens) |" in done.stdout
+
+
+@pytest.mark.slow
+def test_full_size_quick_builds_and_loads_the_real_architectures(tmp_path):
+    """Janus-Pro-1B (exact) and Show-o-512 with random weights through the path a download takes (~1-2 min)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "full_size.py"), "--quick", "--threads", "2"],
+                          capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "janus-pro-1b parameters: 2.077 B" in done.stdout
+    assert "| janus-pro-1b | one forward (prompt) |" in done.stdout and "| showo-512 | load (the download path) |" in done.stdout
