@@ -64,6 +64,16 @@ def check_training_extras(config: TrainConfig) -> None:
         raise missing_extra_error(missing[0])
 
 
+def check_processes(config: TrainConfig, state: dict | None, checkpoint: Path | None, world: int) -> None:
+    """One-line errors when the process count cannot continue the checkpoint or split the step's prompts."""
+    if state and state.get("num_processes", world) != world:
+        raise UnirlError(f"checkpoint '{checkpoint}' was written by {state['num_processes']} process(es), this run has "
+                         f"{world}; resume with --num_processes {state['num_processes']} so it continues exactly")
+    if config.prompts_per_step % world:
+        raise UnirlError(f"prompts_per_step={config.prompts_per_step} does not split over {world} processes; "
+                         f"use a multiple of {world}")
+
+
 def check_resume_matches(config: TrainConfig, state: dict, checkpoint: Path) -> None:
     """One-line errors when a checkpoint belongs to another method, model or LoRA setting."""
     if state.get("method") != config.method:
@@ -203,14 +213,8 @@ def train(config: TrainConfig, resume: str | None = None, reward_fn: RewardFunct
     checkpoint, state = _resume_state(config, resume)
     created = not Path(config.output_dir).exists()  # a failed start removes the folder it made
     accelerator = make_accelerator(config)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if state and state.get("num_processes", world) != world:
-        raise UnirlError(f"checkpoint '{checkpoint}' was written by {state['num_processes']} process(es), this run has "
-                         f"{world}; resume with --num_processes {state['num_processes']} so it continues exactly")
-    if config.prompts_per_step % world:
-        raise UnirlError(f"prompts_per_step={config.prompts_per_step} does not split over {world} processes; "
-                         f"use a multiple of {world}")
     try:
+        check_processes(config, state, checkpoint, accelerator.num_processes)
         result, metrics_log = _run_steps(config, accelerator, checkpoint, state, records, reward_fn, overwrite)
     except BaseException:
         if created and accelerator.is_main_process:
