@@ -117,7 +117,7 @@ def test_create_tiny_janus_loads_for_generation(tmp_path):
 
 def test_prompts_generate_and_check(tmp_path):
     out = tmp_path / "prompts.jsonl"
-    result = run_console_script("prompts", "generate", "--out", str(out), "-n", "30", "--seed", "1", "--tag", "position=2",
+    result = run_console_script("prompts", "generate", "--out", str(out), "--num", "30", "--seed", "1", "--tag", "position=2",
                                 "--tag", "counting")
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
