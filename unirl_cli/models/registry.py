@@ -76,17 +76,23 @@ BACKENDS = {"janus": "unirl_cli.models.janus:JanusModel", "showo": "unirl_cli.mo
 DEFAULT_MODEL = "janus"
 
 
-# Models shipped inside the package (no download): name -> "module:function" returning their folder.
-PACKAGED_MODELS = {"mini": "unirl_cli.world.mini:packaged_mini_dir"}
+# Models shipped inside the package (no download): name -> their folder below unirl_cli/assets/.
+PACKAGED_MODELS = {"mini": "mini"}
 
 
 def packaged_model_dir(name: str) -> Path | None:
-    """The folder of a model shipped inside the package (`mini`), or None for any other name."""
-    target = PACKAGED_MODELS.get(name.lower())
-    if target is None:
+    """The folder of a model shipped inside the package (`mini`), or None for any other name; a one-line
+    UnirlError when its weights are missing from the install."""
+    from importlib import resources
+
+    asset = PACKAGED_MODELS.get(name.lower())
+    if asset is None:
         return None
-    module_name, function_name = target.split(":")
-    return getattr(importlib.import_module(module_name), function_name)()
+    folder = Path(str(resources.files("unirl_cli").joinpath("assets", asset)))
+    if not (folder / "model.safetensors").is_file():
+        raise UnirlError(f"the packaged {name} model is missing from {folder}; rebuild it with "
+                         f"`unirl world pretrain --out {folder}` or reinstall unirl")
+    return folder
 
 
 def known_names() -> list[str]:

@@ -8,7 +8,6 @@ The trained weights ship in `unirl_cli/assets/mini/`; `unirl world pretrain` reb
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from unirl_cli.errors import UnirlError
@@ -29,11 +28,9 @@ GUIDANCE_SCALE = 2.0
 
 def packaged_mini_dir() -> Path:
     """The folder of the shipped `mini` weights inside the installed package (UnirlError if absent)."""
-    folder = Path(str(resources.files("unirl_cli").joinpath("assets", "mini")))
-    if not (folder / "model.safetensors").is_file():
-        raise UnirlError(f"the packaged mini model is missing from {folder}; rebuild it with "
-                         f"`unirl world pretrain --out {folder}` or reinstall unirl")
-    return folder
+    from unirl_cli.models.registry import packaged_model_dir
+
+    return packaged_model_dir("mini")
 
 
 def _tokenizer_corpus() -> list[str]:
