@@ -1,10 +1,10 @@
 """Random-weight models of real size for the scale benchmarks (full_size.py, gpu_check.py), saved in the hub layout.
 
 Janus-Pro-1B is exact: the text config DeepSeek ships (Llama, 2048 wide, 24 layers, 16 heads, 5632 MLP, 102,400
-rows, 16,384 positions) and transformers' Janus vision and VQ defaults, which are Janus-Pro's. Show-o-512 has
-Phi-1.5's body (2048 wide, 24 layers, 32 heads, 8192 MLP, QK layer norm), the real MAGVIT-v2 and 1024 image tokens;
-its text vocabulary comes from the offline tokenizer, so its embedding and output tables have fewer rows than
-58,498 (about 0.2B fewer parameters; the transformer body is the same). `--size tiny` gives the test models instead.
+rows, 16,384 positions) and transformers' Janus vision and VQ defaults, which are Janus-Pro's. Show-o-512 is too:
+Phi-1.5's body (2048 wide, 24 layers, 32 heads, 8192 MLP, QK layer norm), the real MAGVIT-v2, 1024 image tokens, and
+the 58,498-row vocabulary (the offline tokenizer padded with unused tokens to Phi-1.5's 50,295 entries, so Show-o's
+special and image token ids are the real ones). `--size tiny` gives the test models instead.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def build_showo(out_dir: Path, size: str) -> Path:
     from unirl_cli.models.showo.magvit import MagvitConfig
 
     return build_tiny_showo(out_dir, image_size=512, grid_side=32, codebook_bits=13, hidden_size=2048, num_layers=24,
-                            num_heads=32, max_text_length=128, magvit_config=MagvitConfig())
+                            num_heads=32, max_text_length=128, magvit_config=MagvitConfig(), text_vocab_size=50295,
+                            phi_vocab_rows=51200)
 
 
 def parameter_count(folder: Path) -> int:

@@ -28,8 +28,12 @@ _CORPUS = [
 ]
 
 
-def build_text_tokenizer(vocab_size: int = 400):
-    """A small byte-level BPE tokenizer shaped like Phi-1.5's: `<|endoftext|>` last, as BOS/EOS/UNK, no pad."""
+def build_text_tokenizer(vocab_size: int = 400, total_size: int | None = None):
+    """A small byte-level BPE tokenizer shaped like Phi-1.5's: `<|endoftext|>` last, as BOS/EOS/UNK, no pad.
+
+    `total_size` pads it with unused added tokens to that many entries (Phi-1.5: 50295), so a model built on it
+    has the real vocabulary layout (the ids of Show-o's special and image tokens, the table sizes).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import CodeGenTokenizer
 
@@ -43,6 +47,8 @@ def build_text_tokenizer(vocab_size: int = 400):
                                  unk_token="<|endoftext|>")
     # Phi-1.5 also carries added whitespace tokens after <|endoftext|>; keep that shape.
     tokenizer.add_tokens(["  ", "    "])
+    if total_size is not None and total_size > len(tokenizer):
+        tokenizer.add_tokens([f"<|unused{index}|>" for index in range(total_size - len(tokenizer))])
     return tokenizer
 
 
@@ -73,17 +79,19 @@ def tiny_magvit_config(image_size: int, grid_side: int, codebook_bits: int, base
 
 def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int = 4, codebook_bits: int = 6,
                      hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4, magvit_channels: int = 16,
-                     max_text_length: int = 32, seed: int = 0, magvit_config: MagvitConfig | None = None) -> Path:
+                     max_text_length: int = 32, seed: int = 0, magvit_config: MagvitConfig | None = None,
+                     text_vocab_size: int | None = None, phi_vocab_rows: int | None = None) -> Path:
     """Write a tiny random Show-o to `out_dir` (official layout) and return the folder.
 
     Defaults: 32 px images, 4x4 = 16 image tokens, 64 codes, a 2-layer Phi of width 64; the same `seed`
-    gives the same weights. `magvit_config` replaces the scaled-down image tokenizer (e.g. the real MAGVIT-v2).
+    gives the same weights. `magvit_config` replaces the scaled-down image tokenizer (e.g. the real MAGVIT-v2);
+    `text_vocab_size` / `phi_vocab_rows` give the real text vocabulary layout (Phi-1.5: 50295 / 51200).
     """
     from unirl_cli.models.showo.model import ShowoModel
     from unirl_cli.models.showo.prompting import add_showo_tokens
 
     out_dir = Path(out_dir)
-    tokenizer = build_text_tokenizer()
+    tokenizer = build_text_tokenizer(total_size=text_vocab_size)
     llm_vocab_size = len(tokenizer)
     add_showo_tokens(tokenizer)
     codebook_size = 2 ** codebook_bits
@@ -91,14 +99,15 @@ def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int =
                          llm_model_path="phi", codebook_size=codebook_size, num_vq_tokens=grid_side ** 2,
                          max_text_length=max_text_length)
     # Phi-1.5 has more embedding rows (51200) than tokenizer entries (50295); mimic the gap.
-    phi_config = tiny_phi_config(hidden_size, num_layers, num_heads, vocab_rows=64 * math.ceil(llm_vocab_size / 64 + 1))
+    phi_config = tiny_phi_config(hidden_size, num_layers, num_heads,
+                                 vocab_rows=phi_vocab_rows or 64 * math.ceil(llm_vocab_size / 64 + 1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         hf_model = _random_phi(phi_config, config.vocab_size)
         magvit = MagvitV2(magvit_config or tiny_magvit_config(image_size, grid_side, codebook_bits, magvit_channels))
     ShowoModel(hf_model, magvit, tokenizer, config, phi_config).save(str(out_dir))
     # Like a `microsoft/phi-1_5` snapshot, phi/ holds the plain text tokenizer; loading adds Show-o's tokens.
-    save_phi_folder(out_dir, phi_config, build_text_tokenizer())
+    save_phi_folder(out_dir, phi_config, build_text_tokenizer(total_size=text_vocab_size))
     return out_dir
 
 
