@@ -44,8 +44,8 @@ def phase(model: str, name: str, function):
 def janus_grpo_step(model, tokens: int) -> None:
     """A CFG rollout of `tokens` image tokens for a group of 2, then one clipped-ratio GRPO update on them."""
     from unirl_cli.config import SamplingConfig
-    from unirl_cli.models import janus_sampling
-    from unirl_cli.models.janus import _settings_from
+    from unirl_cli.models.janus import sampling as janus_sampling
+    from unirl_cli.models.janus.model import _settings_from
     from unirl_cli.train.grpo_loss import ClipSettings, grpo_loss
 
     prompts = ["a photo of two red apples"] * 2
@@ -83,9 +83,11 @@ def main() -> None:
     from unirl_cli.models.loading import load_model
 
     with tempfile.TemporaryDirectory() as scratch:
-        janus_dir = phase(NAMES["janus"], "build + save (bf16, hub layout)", lambda: build_janus(Path(scratch) / "j", args.size))
+        janus_dir = phase(NAMES["janus"], "build + save (bf16, hub layout)",
+                          lambda: build_janus(Path(scratch) / "j", args.size))
         print(f"{NAMES['janus']} parameters: {parameter_count(janus_dir) / 1e9:.3f} B")
-        model = phase(NAMES["janus"], "load (the download path)", lambda: load_model(str(janus_dir), "cpu", "bfloat16"))
+        model = phase(NAMES["janus"], "load (the download path)",
+                      lambda: load_model(str(janus_dir), "cpu", "bfloat16"))
         ids, mask, _ = model._prompt_batch(["a photo of two red apples"])
         with torch.no_grad():
             phase(NAMES["janus"], "one forward (prompt)", lambda: model.hf_model.model.language_model(
@@ -94,7 +96,8 @@ def main() -> None:
             janus_grpo_step(model, args.tokens)
         del model
         gc.collect()
-        showo_dir = phase(NAMES["showo"], "build + save (hub layout)", lambda: build_showo(Path(scratch) / "s", args.size))
+        showo_dir = phase(NAMES["showo"], "build + save (hub layout)",
+                          lambda: build_showo(Path(scratch) / "s", args.size))
         print(f"{NAMES['showo']} parameters (with MAGVIT-v2): {parameter_count(showo_dir) / 1e9:.3f} B")
         showo = phase(NAMES["showo"], "load (the download path)", lambda: load_model(str(showo_dir), "cpu", "bfloat16"))
         steps = 1

@@ -153,7 +153,7 @@ def main() -> None:
             print(f"{name}: {json.dumps({k: v for k, v in report['phases'][name].items() if k != 'trace'})}",
                   flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n| phase | ok | wall s | numbers |\n|---|---|---|---|")
+    print("\n| phase | ok | wall s | numbers |\n|---|---|---|---|")
     for name, row in report["phases"].items():
         numbers = {k: v for k, v in row.items() if k not in ("ok", "wall_s", "trace")}
         print(f"| {name} | {row['ok']} | {row['wall_s']:.1f} | {json.dumps(numbers)} |")

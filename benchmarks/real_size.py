@@ -21,7 +21,7 @@ def janus_pro_1b_config(tokenizer):
     """JanusConfig of Janus-Pro-1B with the tokenizer's special-token ids."""
     from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
 
-    from unirl_cli.models.janus_format import IMAGE_TOKEN
+    from unirl_cli.models.janus.formats import IMAGE_TOKEN
 
     text = LlamaConfig(**JANUS_PRO_1B_TEXT, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id)
@@ -33,7 +33,7 @@ def build_janus(out_dir: Path, size: str, dtype: torch.dtype = torch.bfloat16) -
     """Write a random Janus ("full": Janus-Pro-1B, "tiny": the test model) to `out_dir` in the hub layout."""
     from transformers import JanusForConditionalGeneration
 
-    from unirl_cli.models import janus_tiny
+    from unirl_cli.models.janus import tiny as janus_tiny
 
     if size == "tiny":
         return janus_tiny.build_tiny_janus(out_dir)

@@ -21,7 +21,7 @@ import torch
 
 from unirl_cli.config import SamplingConfig
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus_tiny import build_tiny_janus
+from unirl_cli.models.janus.tiny import build_tiny_janus
 
 PROMPTS = ["a photo of a red cube", "two blue circles", "a dog left of a cat", "three green apples on a table",
            "a purple giraffe", "a black and white photo of a bus", "a yellow banana", "an orange clock"]

@@ -87,7 +87,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from unirl_cli.models.janus_tiny import build_tiny_janus
+    from unirl_cli.models.janus.tiny import build_tiny_janus
 
     with tempfile.TemporaryDirectory() as folder:
         model_dir = build_tiny_janus(Path(folder) / "model", image_size=128, hidden_size=256, num_layers=4)

@@ -54,7 +54,7 @@ def drawn_scores(model, records: list[dict], images_per_prompt: int) -> dict[str
 def first_token_colour_share(model, records: list[dict]) -> float:
     """Mean share of the teacher-forced probability of the object's first image token, summed over its ten
     colour variants, that falls on the asked colour (renders of the pair alone in each of `CELLS`)."""
-    from unirl_cli.models import janus_sampling
+    from unirl_cli.models.janus import sampling as janus_sampling
 
     shares = []
     for record in records:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from world_mini import ridge_fit  # the sibling benchmark's float64 ridge (scripts in benchmarks/ share a folder)
 
 from unirl_cli.data.qa import question_for
-from unirl_cli.models import janus_understanding
+from unirl_cli.models.janus import understanding as janus_understanding
 from unirl_cli.models.loading import load_model
 from unirl_cli.world.describe import describe, in_reading_order, is_eval_scene
 from unirl_cli.world.prompts import eval_prompts, train_prompts

@@ -15,7 +15,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(scope="session")
 def tiny_janus_dir(tmp_path_factory):
     """A folder holding a tiny random Janus (64 px, 16 image tokens) as `unirl models create-tiny janus` writes it."""
-    from unirl_cli.models.janus_tiny import build_tiny_janus
+    from unirl_cli.models.janus.tiny import build_tiny_janus
 
     return build_tiny_janus(tmp_path_factory.mktemp("tiny_janus"))
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus_understanding import pixels_from_soft_tokens
+from unirl_cli.models.janus.understanding import pixels_from_soft_tokens
 
 PROMPTS = ["a red cube", "two blue circles on a long wooden table in the park", "a dog"]
 

@@ -10,7 +10,7 @@ import torch
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus_convert import build_tiny_deepseek_janus, convert_deepseek_janus, hf_key
+from unirl_cli.models.janus.convert import build_tiny_deepseek_janus, convert_deepseek_janus, hf_key
 
 PROMPTS = ["a red cube", "two blue circles"]
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus_convert import build_tiny_deepseek_janus, convert_deepseek_janus
-from unirl_cli.models.janus_format import (DEEPSEEK_SYSTEM_PROMPT, nearest_codes, pixels_to_uint8, preprocess_images,
+from unirl_cli.models.janus.convert import build_tiny_deepseek_janus, convert_deepseek_janus
+from unirl_cli.models.janus.formats import (DEEPSEEK_SYSTEM_PROMPT, nearest_codes, pixels_to_uint8, preprocess_images,
                                            resize_and_pad)
 
 IMAGE = "<begin_of_image>" + "<image_placeholder>" * 16 + "<end_of_image>"

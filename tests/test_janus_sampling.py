@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unirl_cli.models.janus_sampling import (ImageSamplingSettings, guided_logits, per_row_uniforms,
+from unirl_cli.models.janus.sampling import (ImageSamplingSettings, guided_logits, per_row_uniforms,
                                              sample_from_logits, truncate_logits, unconditional_prompt_ids)
 
 PROBS = torch.tensor([[0.5, 0.3, 0.15, 0.05]])

@@ -112,7 +112,7 @@ def prepare_spec(spec: ModelSpec, revision: str | None = None, local_dir: str | 
         return snapshot
     target = converted_dir(spec, snapshot)
     if not (target / "config.json").is_file():
-        from unirl_cli.models.janus_convert import convert_deepseek_janus
+        from unirl_cli.models.janus.convert import convert_deepseek_janus
 
         convert_deepseek_janus(snapshot, target, chat_format=spec.chat_format)
     return target

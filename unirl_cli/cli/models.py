@@ -13,7 +13,7 @@ models_app = typer.Typer(help="List, create and convert models.", invoke_without
 app.add_typer(models_app, name="models")
 
 TINY_BUILDERS = {
-    "janus": "unirl_cli.models.janus_tiny:build_tiny_janus",
+    "janus": "unirl_cli.models.janus.tiny:build_tiny_janus",
     "showo": "unirl_cli.models.showo.tiny:build_tiny_showo",
 }
 
@@ -78,8 +78,8 @@ def convert_janus(
     """Convert a DeepSeek-format Janus checkpoint (e.g. deepseek-ai/Janus-1.3B) to the transformers layout."""
     from unirl_cli.errors import UnirlError
     from unirl_cli.fileio import check_new_folder
-    from unirl_cli.models.janus_convert import convert_deepseek_janus
-    from unirl_cli.models.janus_format import CHAT_FORMATS
+    from unirl_cli.models.janus.convert import convert_deepseek_janus
+    from unirl_cli.models.janus.formats import CHAT_FORMATS
 
     check_new_folder(out)
     if chat_format not in CHAT_FORMATS:

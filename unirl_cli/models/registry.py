@@ -35,7 +35,7 @@ class ModelSpec:
     # "transformers" loads as is; "deepseek" is DeepSeek's original layout, converted after download.
     source_format: str = "transformers"
     allow_patterns: tuple[str, ...] = WEIGHT_PATTERNS
-    # Janus chat roles a DeepSeek-format checkpoint is converted with (models/janus_format.py CHAT_FORMATS).
+    # Janus chat roles a DeepSeek-format checkpoint is converted with (models/janus/formats.py CHAT_FORMATS).
     chat_format: str = "janus-pro"
 
 

@@ -104,7 +104,7 @@ def tokenised_scenes(model, records: list[dict], images: list) -> list[Scene]:
 
 def image_token_loss(model, prompts: list[str], codes: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """Mean cross-entropy of the generation head on `codes`; some prompts become the CFG unconditional prompt."""
-    from unirl_cli.models import janus_sampling
+    from unirl_cli.models.janus import sampling as janus_sampling
 
     tokenizer, generation_config = model.tokenizer, model.hf_model.generation_config
     encoded = tokenizer([model.prompt_format.generation_prompt(p) for p in prompts], padding=True, padding_side="left",

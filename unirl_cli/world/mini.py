@@ -50,7 +50,7 @@ def _tokenizer_corpus() -> list[str]:
 
 def build_mini_tokenizer():
     """A byte-level BPE tokenizer over the world's sentences, with Janus's special tokens at ids 0..5."""
-    from unirl_cli.models.janus_tiny import build_tiny_tokenizer
+    from unirl_cli.models.janus.tiny import build_tiny_tokenizer
 
     return build_tiny_tokenizer(TOKENIZER_VOCAB, corpus=_tokenizer_corpus(), model_max_length=1024)
 
@@ -60,7 +60,7 @@ def build_mini_processor(tokenizer):
     from transformers import JanusProcessor
     from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
 
-    from unirl_cli.models.janus_tiny import CHAT_TEMPLATE
+    from unirl_cli.models.janus.tiny import CHAT_TEMPLATE
 
     image_processor = JanusImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
                                              image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
@@ -72,7 +72,7 @@ def mini_config(tokenizer):
     """The JanusConfig of `mini`: num_image_tokens == (image_size // patch_size) ** 2 == 64; VQ x8."""
     from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
 
-    from unirl_cli.models.janus_tiny import IMAGE_TOKEN
+    from unirl_cli.models.janus.tiny import IMAGE_TOKEN
 
     text_config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=HIDDEN_SIZE, intermediate_size=3 * HIDDEN_SIZE,
@@ -98,7 +98,7 @@ def build_untrained_mini(seed: int = 0):
     import torch
     from transformers import JanusForConditionalGeneration
 
-    from unirl_cli.models.janus_tiny import set_janus_generation_config
+    from unirl_cli.models.janus.tiny import set_janus_generation_config
 
     tokenizer = build_mini_tokenizer()
     with torch.random.fork_rng(devices=[]):

@@ -13,8 +13,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.models import janus_format
-from unirl_cli.models.janus_sampling import ImageSamplingSettings, per_row_uniforms, sample_from_logits
+from unirl_cli.models.janus import formats as janus_format
+from unirl_cli.models.janus.sampling import ImageSamplingSettings, per_row_uniforms, sample_from_logits
 
 
 def pixels_from_soft_tokens(hf_model, soft_tokens: torch.Tensor) -> torch.Tensor:

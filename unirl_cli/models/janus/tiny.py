@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from unirl_cli.errors import UnirlError
-from unirl_cli.models.janus_format import (BOI_TOKEN, BOS_TOKEN, CHAT_FORMATS, EOI_TOKEN, EOS_TOKEN,  # noqa: F401
+from unirl_cli.models.janus.formats import (BOI_TOKEN, BOS_TOKEN, CHAT_FORMATS, EOI_TOKEN, EOS_TOKEN,  # noqa: F401
                                            IMAGE_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, ChatRoles, chat_template)
 
 # Janus-Pro's conversation format; the token constants above are re-exported for older imports.

@@ -1,8 +1,8 @@
 """Janus / Janus-Pro backend on transformers' native `JanusForConditionalGeneration` (no remote code).
 
-Generation runs our own batched, KV-cached CFG sampler (janus_sampling.py), which returns per-token
+Generation runs our own batched, KV-cached CFG sampler (sampling.py), which returns per-token
 log-probs and is reproducible per row; understanding splices SigLIP features of PIL images or of decoded
-(hard or soft) VQ codes into the prompt (janus_understanding.py). Pitfalls of the transformers port that
+(hard or soft) VQ codes into the prompt (understanding.py). Pitfalls of the transformers port that
 this module repairs: the generation config losing `generation_kwargs` on reload, the CLIP pixel
 normalisation default (Janus-Pro uses mean = std = 0.5), and channels-last decoder output.
 """
@@ -20,7 +20,9 @@ from PIL import Image
 
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
-from unirl_cli.models import janus_format, janus_sampling, janus_understanding
+from unirl_cli.models.janus import formats as janus_format
+from unirl_cli.models.janus import sampling as janus_sampling
+from unirl_cli.models.janus import understanding as janus_understanding
 from unirl_cli.models.base import AnswerScores, ImageRollout, UnifiedModel
 
 JANUS_PRO_PIXEL_MEAN = [0.5, 0.5, 0.5]

@@ -19,8 +19,8 @@ import torch
 
 from unirl_cli.errors import UnirlError
 from unirl_cli.fileio import atomic_path, write_json_atomic
-from unirl_cli.models import janus_tiny
-from unirl_cli.models.janus_format import CHAT_FORMATS
+from unirl_cli.models.janus import tiny as janus_tiny
+from unirl_cli.models.janus.formats import CHAT_FORMATS
 
 # (original pattern, transformers replacement), applied in order to each key; first match of each rule.
 _KEY_RULES = [
