@@ -286,7 +286,7 @@ def test_config_errors_and_missing_weights(tmp_path, judge_dirs):
     assert isinstance(result.exception, UnirlError) and "did you mean 'thresholds.threshold'" in str(result.exception)
     result = invoke("--images", tmp_path, "--detector-path", tmp_path)
     assert isinstance(result.exception, UnirlError) and "no config.json" in str(result.exception)
-    from unirl_cli.hub import is_downloaded
+    from unirl_cli.models.hub import is_downloaded
     from unirl_cli.models.registry import lookup_spec
 
     if is_downloaded(lookup_spec("geneval-detector")):

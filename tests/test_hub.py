@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from unirl_cli.errors import UnirlError
-from unirl_cli.hub import download
+from unirl_cli.models.hub import download
 from unirl_cli.models.registry import detect_family, known_names, lookup_spec
 
 from tests.hub_standin import HubStandIn
@@ -70,7 +70,7 @@ def test_missing_repo_is_reported(hub_endpoint, tmp_path):
 
 
 def test_disk_full_is_explained():
-    from unirl_cli.hub import explain_hub_error
+    from unirl_cli.models.hub import explain_hub_error
 
     error = explain_hub_error(OSError(28, "No space left on device"), "a/b")
     assert "disk full" in str(error)

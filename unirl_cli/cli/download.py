@@ -18,7 +18,7 @@ def download(
                                             help="Put the files in this folder instead of the HF cache."),
 ) -> None:
     """Download only the files a model needs (weights, configs, tokenizer); interrupted downloads resume."""
-    from unirl_cli import hub
+    from unirl_cli.models import hub
     from unirl_cli.fileio import check_output_folder
 
     if local_dir is not None:

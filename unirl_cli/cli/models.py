@@ -25,7 +25,7 @@ def list_models(ctx: typer.Context) -> None:
         return
     from rich.table import Table
 
-    from unirl_cli.hub import is_downloaded
+    from unirl_cli.models.hub import is_downloaded
     from unirl_cli.models.registry import ALIASES, MODELS, PACKAGED_MODELS
 
     table = Table(title="unirl models", show_lines=True)

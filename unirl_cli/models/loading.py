@@ -11,7 +11,7 @@ from unirl_cli.models.registry import (DEFAULT_MODEL, MODELS, backend_class, det
 
 def resolve_model_dir(name_or_path: str | None, download: bool = True) -> Path:
     """The local folder holding `name_or_path`: a folder as is, else a registry name or hub id (downloaded if needed)."""
-    from unirl_cli import hub
+    from unirl_cli.models import hub
 
     name = name_or_path or DEFAULT_MODEL
     path = Path(name).expanduser()

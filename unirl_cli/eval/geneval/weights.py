@@ -24,7 +24,7 @@ def resolve_weights(registry_name: str, explicit_path: Optional[str], option_nam
             raise UnirlError(f"{option_name} '{explicit_path}' is not a model folder (no config.json); pass the "
                              f"folder `unirl download {registry_name}` wrote, or omit {option_name}")
         return folder
-    from unirl_cli import hub
+    from unirl_cli.models import hub
 
     spec = lookup_spec(registry_name)
     try:
