@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 import typer
 
 from unirl_cli.cli import app
-from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, THREADS_HELP, apply_threads, check_positive, console, print_config, stdout
+from unirl_cli.cli.common import DEVICE_HELP, DTYPE_HELP, THREADS_HELP, apply_threads, console, print_config, stdout
 
 eval_app = typer.Typer(help="Evaluate models on benchmarks (GenEval).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -74,7 +74,6 @@ def geneval(
         raise UnirlError(f"--images '{settings.images_dir}' is not a folder; pass a folder in GenEval's layout")
     if settings.out_dir:
         check_output_folder(settings.out_dir)
-    check_positive("threads", threads)
     apply_threads(threads)
     _run(settings)
 

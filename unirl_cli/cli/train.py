@@ -57,10 +57,9 @@ def _show_config(config) -> None:
 def _run(method: str, model, steps, config_file, resume, output_dir, show_config, overrides, overwrite,
          threads=None) -> None:
     check_positive("steps", steps)
-    if resume is not None and overwrite:
-        from unirl_cli.errors import UnirlError
+    from unirl_cli.train.checkpoint import check_resume_or_overwrite
 
-        raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    check_resume_or_overwrite(resume is not None, overwrite)  # before the checkpoint the config is read from
     config = _resolve_config(method, model, steps, config_file, resume, output_dir, list(overrides or []))
     if show_config:
         _show_config(config)

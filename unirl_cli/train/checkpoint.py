@@ -39,14 +39,19 @@ def holds_run(output_dir: str | Path) -> bool:
     return any((Path(output_dir) / name).exists() for name in RUN_ENTRIES[:3])
 
 
+def check_resume_or_overwrite(resuming: bool, overwrite: bool) -> None:
+    """Resuming continues a run and overwriting replaces it: refuse both at once."""
+    if resuming and overwrite:
+        raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+
+
 def check_run_folder(output_dir: str | Path, resuming: bool, overwrite: bool, can_resume: bool = True) -> None:
     """Refuse, in one line and before any compute, to start a run over another unless told to replace it
     (`can_resume`: whether the command offers --resume)."""
     from unirl_cli.fileio import check_output_folder
 
     check_output_folder(output_dir)
-    if resuming and overwrite:
-        raise UnirlError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    check_resume_or_overwrite(resuming, overwrite)
     if not resuming and not overwrite and holds_run(output_dir):
         found = list_checkpoints(output_dir)
         state = f"last checkpoint {found[-1].name}" if found else "no checkpoint yet"

@@ -79,7 +79,8 @@ def reward_metrics(ctx: RunContext, batch: RolloutBatch, rewards: torch.Tensor) 
     return metrics
 
 
-def _no_grad_logprobs(score, rollout: ImageRollout, guidance_scale: float | None, micro_batch_size: int) -> torch.Tensor:
+def no_grad_logprobs(score, rollout: ImageRollout, guidance_scale: float | None, micro_batch_size: int) -> torch.Tensor:
+    """`score(part, guidance_scale)` over the rollout in micro-batches, without gradients, as one float tensor."""
     with torch.no_grad():
         return torch.cat([score(rollout.select(part), guidance_scale).float()
                           for part in chunks(len(rollout), micro_batch_size)])
@@ -130,10 +131,10 @@ def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: tor
     with timer.phase("logprob_fwd_bwd"), full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
         old = ref = None
         if config.grpo.num_iterations > 1:
-            old = _no_grad_logprobs(lambda r, g: ctx.policy.image_logprobs(r, guidance_scale=g), rollout, guidance,
+            old = no_grad_logprobs(lambda r, g: ctx.policy.image_logprobs(r, guidance_scale=g), rollout, guidance,
                                     config.micro_batch_size)
         if ctx.reference is not None:
-            ref = _no_grad_logprobs(ctx.reference.image_logprobs, rollout, guidance, config.micro_batch_size)
+            ref = no_grad_logprobs(ctx.reference.image_logprobs, rollout, guidance, config.micro_batch_size)
     micro_batches = [ImageMicroBatch(rollout.select(part), advantages[part.start:part.stop],
                                      None if old is None else old[part.start:part.stop],
                                      None if ref is None else ref[part.start:part.stop],

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from unirl_cli.models.base import ImageRollout, UnifiedModel
 from unirl_cli.train.context import RunContext, accumulate_gradients, optimizer_update, summed
 from unirl_cli.train.distributed import full_parameters
-from unirl_cli.train.grpo import reward_metrics, step_experience
+from unirl_cli.train.grpo import no_grad_logprobs, reward_metrics, step_experience
 from unirl_cli.train.grpo_loss import k3_kl
 from unirl_cli.train.rewards import RolloutBatch
 from unirl_cli.train.rollout import StepTimer, chunks
@@ -138,8 +138,8 @@ def filtered_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
 def _reference_logprobs(ctx: RunContext, rollout: ImageRollout) -> torch.Tensor:
     """Conditional-branch log-probs (batch, N) of the rollout's tokens under the starting model (no grad)."""
     with full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
-        return torch.cat([ctx.reference.image_logprobs(rollout.select(part), ctx.policy.no_guidance_scale).float()
-                          for part in chunks(len(rollout), ctx.config.micro_batch_size)])
+        return no_grad_logprobs(ctx.reference.image_logprobs, rollout, ctx.policy.no_guidance_scale,
+                                ctx.config.micro_batch_size)
 
 
 def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index: int) -> tuple[dict, RolloutBatch]:
