@@ -5,6 +5,10 @@ each, on a 2-core machine), then prints a markdown table (mean +- standard devia
 the self-reward curves (mean over seeds, moving average) to a PNG.
 
     python benchmarks/self_improvement.py --methods grpo sft --seeds 0 1 2 --out outputs/self_improvement
+    python benchmarks/self_improvement.py --model mini-showo --methods grpo --out outputs/self_improvement_showo
+
+Under the table, each method's per-seed changes (overall and imbalance, after minus before), since a mean
+can hide a seed that did not improve.
 
 A method may carry its own overrides, to compare variants of a recipe side by side:
 `--methods grpo grpo:grpo.answer_weight=1 sft` (comma-separated key=value after the colon).
@@ -26,7 +30,8 @@ HEADER = ("single", "two", "counting", "colours", "position", "colour attr.", "o
           "objects/image")
 
 
-def run_one(spec: str, seed: int, steps: int | None, out: Path, extra: list[str]) -> tuple[Path, float]:
+def run_one(spec: str, seed: int, steps: int | None, out: Path, extra: list[str],
+            model: str = "mini") -> tuple[Path, float]:
     """One `unirl world improve` run of `spec` ("grpo", or "grpo:key=value,...") in its own folder;
     (folder, seconds). Skips a finished run."""
     method, _, overrides = spec.partition(":")
@@ -34,7 +39,7 @@ def run_one(spec: str, seed: int, steps: int | None, out: Path, extra: list[str]
     folder = out / name
     if (folder / "after" / "summary.json").exists():
         return folder, float("nan")
-    command = ["unirl", "world", "improve", "--method", method, "--seed", str(seed), "--out", str(folder),
+    command = ["unirl", "world", "improve", "--model", model, "--method", method, "--seed", str(seed), "--out", str(folder),
                "--threads", "1", *(["--steps", str(steps)] if steps else []), *extra,
                *(overrides.split(",") if overrides else [])]
     started = time.time()
@@ -76,7 +81,7 @@ def reward_curve(metrics_file: Path) -> list[float]:
     return [json.loads(line)["reward/mean"] for line in metrics_file.read_text().splitlines() if line.strip()]
 
 
-def plot_rewards(curves: dict[str, list[list[float]]], path: Path, window: int = 10) -> None:
+def plot_rewards(curves: dict[str, list[list[float]]], path: Path, model: str = "mini", window: int = 10) -> None:
     """Mean self-reward per step over seeds, moving-averaged, one line per method."""
     import matplotlib
 
@@ -91,7 +96,7 @@ def plot_rewards(curves: dict[str, list[list[float]]], path: Path, window: int =
         axis.plot(range(1, length + 1), smooth, label=f"{label(method)} ({len(runs)} seeds)")
     axis.set_xlabel("training step")
     axis.set_ylabel(f"self-reward (mean, {window}-step avg)")
-    axis.set_title("mini in the shapes world: the model's own answers as reward")
+    axis.set_title(f"{model} in the shapes world: the model's own answers as reward")
     axis.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +105,7 @@ def plot_rewards(curves: dict[str, list[list[float]]], path: Path, window: int =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mini", help="shapes-world model: mini, mini-showo or a folder")
     parser.add_argument("--methods", nargs="+", default=["grpo", "sft"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="override the recipes' steps")
@@ -111,12 +117,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(method, seed) for method in args.methods for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(lambda job: (job, *run_one(*job, args.steps, args.out, args.extra)), jobs))
+        done = list(pool.map(lambda job: (job, *run_one(*job, args.steps, args.out, args.extra, args.model)), jobs))
     before = row_values(done[0][1] / "before")
     print("| model | " + " | ".join(HEADER) + " | run time |")
     print("|---" * (len(HEADER) + 2) + "|")
-    print("| mini (before) | " + " | ".join(f"{v:.3f}" for v in before) + " | |")
+    print(f"| {args.model} (before) | " + " | ".join(f"{v:.3f}" for v in before) + " | |")
     curves: dict[str, list[list[float]]] = {}
+    changes: dict[str, list[tuple[float, float]]] = {}
     for method in args.methods:
         runs = [(folder, seconds) for (m, _), folder, seconds in done if m == method]
         rows = [row_values(folder / "after") for folder, _ in runs]
@@ -124,8 +131,13 @@ def main() -> None:
         minutes = f"{statistics.fmean(times) / 60:.1f} min" if times else "-"
         print(f"| + {label(method)} ({len(rows)} seeds) | " + " | ".join(mean_spread(rows)) + f" | {minutes} |")
         curves[method] = [reward_curve(folder / "train" / "metrics.jsonl") for folder, _ in runs]
+        changes[method] = [(row[6] - before[6], row[8] - before[8]) for row in rows]
+    for method, pairs in changes.items():
+        print(f"\n{label(method)} per seed ({', '.join(str(s) for s in args.seeds)}): overall "
+              + " / ".join(f"{gain:+.3f}" for gain, _ in pairs) + "; imbalance "
+              + " / ".join(f"{delta:+.3f}" for _, delta in pairs))
     plot_path = args.plot or args.out / "reward_curve.png"
-    plot_rewards(curves, plot_path)
+    plot_rewards(curves, plot_path, args.model)
     print(f"\nreward curves: {plot_path}")
 
 

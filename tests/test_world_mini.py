@@ -102,9 +102,10 @@ def test_pretrain_smoke_saves_a_model_that_loads_by_path(tmp_path):
                                 reading_t2i_batch_size=2, max_reading_steps=2)
     report = pretrain_mini(tmp_path / "mini", settings, log=lambda _: None)
     # Stages stop at their step cap or time share, whichever comes first (a loaded machine gets fewer steps).
-    steps = (report.vq_steps, report.vision_steps, report.lm_steps, report.reading_steps, report.truthful_steps,
-             report.caption_steps, report.focus_steps, report.order_steps)
-    assert all(1 <= done <= cap for done, cap in zip(steps, (3, 3, 3, 2, 2, 4, 2, 2))), steps  # captions: two phases
+    steps = {record.name: record.steps for record in report.stages}
+    caps = {"vq": 3, "vision": 3, "lm": 3, "reading": 2, "truthful": 2, "captions": 4, "focused reading": 2,
+            "reading order": 2}  # captions: two phases
+    assert list(steps) == list(caps) and all(1 <= steps[name] <= cap for name, cap in caps.items()), steps
     assert (tmp_path / "mini" / "pretrain_report.json").is_file()
     model = load_model(str(tmp_path / "mini"), device="cpu", dtype="float32")
     assert model.num_image_tokens == 64 and model.image_size == 64

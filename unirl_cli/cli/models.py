@@ -39,9 +39,9 @@ def list_models(ctx: typer.Context) -> None:
         name = spec.name + (f"\n({', '.join(aliases)})" if aliases else "")
         table.add_row(f"{name}\n{spec.params}, {spec.download_gb:.1f} GB", f"{spec.repo_id}\n[dim]{spec.description}[/]",
                       "yes" if is_downloaded(spec) else "no")
-    for name in PACKAGED_MODELS:
-        table.add_row(f"{name}\nin the package", "(shipped with unirl, no download)\n[dim]the shapes-world Janus "
-                      "trained from scratch (2.2M)[/]", "yes")
+    for name, packaged in PACKAGED_MODELS.items():
+        table.add_row(f"{name}\nin the package", f"(shipped with unirl, no download)\n[dim]{packaged.description}[/]",
+                      "yes")
     stdout.print(table)
     stdout.print("Any local folder with a saved model, or a hub repo id, works as --model too. "
                  "`unirl download geneval-models` fetches the GenEval detector and CLIP.")

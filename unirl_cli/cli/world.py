@@ -21,22 +21,24 @@ app.add_typer(world_app, name="world")
 @world_app.command("pretrain")
 def pretrain(
     out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
-    minutes: float = typer.Option(62.0, "--minutes", help="Wall-clock budget of the first six stages (VQ, encoder, LM, reading, truthful reading, captions)."),
-    reading_minutes: float = typer.Option(12.0, "--reading-minutes", help="Budget of the seventh, focused reading stage, answers in the prompt's order (0 skips it)."),
-    order_minutes: float = typer.Option(10.0, "--order-minutes", help="Budget of the eighth stage, focused reading with answers in reading order (0 skips it; `unirl world read` runs it alone)."),
+    family: str = typer.Option("janus", "--family", help="janus (builds `mini`) or showo (builds `mini-showo`)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget of the first stages (image tokenizer, Janus's encoder, LM, reading, truthful reading, captions); default: janus 62, showo 40."),
+    reading_minutes: Optional[float] = typer.Option(None, "--reading-minutes", help="Budget of the focused reading stage, answers in the prompt's order (0 skips it); default: janus 12, showo 6."),
+    order_minutes: Optional[float] = typer.Option(None, "--order-minutes", help="Budget of the last stage, focused reading with answers in reading order (0 skips it; `unirl world read` runs it alone); default: janus 10, showo 6."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 keeps a shared machine usable)."),
 ) -> None:
-    """Train the mini Janus from scratch on rendered scenes (what ships as `--model mini`)."""
+    """Train a shapes-world mini from scratch on rendered scenes (what ships as `--model mini` / `mini-showo`)."""
+    from unirl_cli.errors import UnirlError
     from unirl_cli.fileio import check_new_folder
+    from unirl_cli.world.pretrain import FAMILIES, PretrainSettings
 
+    if family not in FAMILIES:
+        raise UnirlError(f"--family must be one of {', '.join(FAMILIES)}, got '{family}'")
     check_new_folder(out)
     check_positive("minutes", minutes)
     check_positive("num_scenes", num_scenes)
-    from unirl_cli.errors import UnirlError
-    from unirl_cli.world.pretrain import PretrainSettings
-
     if num_scenes < PretrainSettings.batch_size:  # the LM stage draws a batch of this many scenes per task
         raise UnirlError(f"--num-scenes must be >= {PretrainSettings.batch_size} (one batch of scenes per task), "
                          f"got {num_scenes}")
@@ -47,24 +49,21 @@ def pretrain(
 
     import torch
 
-    from unirl_cli.world.pretrain import pretrain_mini
+    from unirl_cli.world.pretrain import pretrain_mini, showo_settings
 
     torch.set_num_threads(threads)
-    defaults = PretrainSettings()
-    settings = PretrainSettings(seed=seed, minutes=minutes, num_scenes=num_scenes,
-                                reading_focus=replace(defaults.reading_focus, minutes=reading_minutes),
-                                reading_order=replace(defaults.reading_order, minutes=order_minutes))
+    defaults = showo_settings() if family == "showo" else PretrainSettings()
+    settings = replace(defaults, seed=seed, num_scenes=num_scenes,
+                       minutes=defaults.minutes if minutes is None else minutes,
+                       reading_focus=replace(defaults.reading_focus, minutes=_or(reading_minutes, defaults.reading_focus.minutes)),
+                       reading_order=replace(defaults.reading_order, minutes=_or(order_minutes, defaults.reading_order.minutes)))
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
-    stdout.print(f"mini model written to {out}: VQ {report.vq_steps} steps ({report.vq_seconds / 60:.1f} min), "
-                 f"LM {report.lm_steps} steps ({report.lm_seconds / 60:.1f} min), image-token loss "
-                 f"{report.image_loss:.3f}, answer loss {report.answer_loss:.3f}; reading {report.reading_steps} "
-                 f"steps ({report.reading_seconds / 60:.1f} min), answer loss {report.reading_answer_loss:.3f}; "
-                 f"truthful reading {report.truthful_steps} steps ({report.truthful_seconds / 60:.1f} min), "
-                 f"answer loss {report.truthful_answer_loss:.3f}; captions {report.caption_steps} steps "
-                 f"({report.caption_seconds / 60:.1f} min), image-token loss {report.caption_image_loss:.3f}; "
-                 f"focused reading {report.focus_steps} steps ({report.focus_seconds / 60:.1f} min), answer loss "
-                 f"{report.focus_answer_loss:.3f}; reading order {report.order_steps} steps "
-                 f"({report.order_seconds / 60:.1f} min), answer loss {report.order_answer_loss:.3f}")
+    stages = "; ".join(record.summary() for record in report.stages)
+    stdout.print(f"{'mini-showo' if family == 'showo' else 'mini'} model written to {out}: {stages}")
+
+
+def _or(value: Optional[float], default: float) -> float:
+    return default if value is None else value
 
 
 def _tag_weights(text: str) -> dict:
@@ -167,7 +166,8 @@ def improve(
     method: str = typer.Option("grpo", "--method", help="grpo or sft."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the recipe's)."),
     seed: int = typer.Option(0, "--seed", help="Training seed (images, prompt order); the evaluation seed stays 42."),
-    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe name or YAML file (default: the shipped mini-<method>)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Shapes-world model: mini, mini-showo or a folder trained from them (default: the recipe's)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe name or YAML file (default: the shipped mini-<method> or mini-showo-<method>, by the model's family)."),
     out: Path = typer.Option(Path("outputs/improve"), "--out", "-o", help="Folder for before/, train/ and after/."),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the training run (and its evaluation) that --out holds."),
@@ -187,9 +187,12 @@ def improve(
     from unirl_cli.resources import resolve_config
     from unirl_cli.world.improve import run_improvement
 
-    recipe = resolve_config(config_file or f"mini-{method}", "train")
+    from unirl_cli.world.improve import default_recipe
+
+    recipe = resolve_config(config_file or default_recipe(model, method), "train")
     torch.set_num_threads(threads)
     extra = [*(overrides or []), f"seed={seed}"] + ([f"steps={steps}"] if steps is not None else [])
+    extra += [f"model={model}"] if model is not None else []
     from unirl_cli.progress import counting_reporter
 
     run = run_improvement(method, recipe, out, extra, log=lambda line: console.print(line, highlight=False),

@@ -164,6 +164,14 @@ class UnifiedModel(torch.nn.Module):
         """
         raise NotImplementedError
 
+    def image_token_loss(self, prompts: Sequence[str], image_tokens: torch.Tensor,
+                         unconditional: torch.Tensor) -> torch.Tensor:
+        """The family's own text-to-image training loss: mean cross-entropy of the generation head on
+        `image_tokens` (batch, N) given the prompts, rows where `unconditional` (batch,) bool is True given the
+        empty prompt that classifier-free guidance uses (AR models: teacher forcing; masked models: a random
+        masking of each row, loss on the masked slots)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def decode_images(self, image_tokens: torch.Tensor) -> list[Image.Image]:
         """Decode (batch, num_image_tokens) codebook indices to RGB PIL images."""

@@ -76,22 +76,33 @@ BACKENDS = {"janus": "unirl_cli.models.janus:JanusModel", "showo": "unirl_cli.mo
 DEFAULT_MODEL = "janus"
 
 
-# Models shipped inside the package (no download): name -> their folder below unirl_cli/assets/.
-PACKAGED_MODELS = {"mini": "mini"}
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model shipped inside the package (no download): its folder below unirl_cli/assets/ and what it is."""
+
+    folder: str
+    family: str
+    description: str
+
+
+PACKAGED_MODELS = {
+    "mini": PackagedModel("mini", "janus", "the shapes-world Janus trained from scratch (2.2M)"),
+    "mini-showo": PackagedModel("mini-showo", "showo", "the shapes-world Show-o trained from scratch (2.0M)"),
+}
 
 
 def packaged_model_dir(name: str) -> Path | None:
-    """The folder of a model shipped inside the package (`mini`), or None for any other name; a one-line
-    UnirlError when its weights are missing from the install."""
+    """The folder of a model shipped inside the package (`mini`, `mini-showo`), or None for any other name; a
+    one-line UnirlError when its weights are missing from the install."""
     from importlib import resources
 
-    asset = PACKAGED_MODELS.get(name.lower())
-    if asset is None:
+    packaged = PACKAGED_MODELS.get(name.lower())
+    if packaged is None:
         return None
-    folder = Path(str(resources.files("unirl_cli").joinpath("assets", asset)))
+    folder = Path(str(resources.files("unirl_cli").joinpath("assets", packaged.folder)))
     if not (folder / "model.safetensors").is_file():
-        raise UnirlError(f"the packaged {name} model is missing from {folder}; rebuild it with "
-                         f"`unirl world pretrain --out {folder}` or reinstall unirl")
+        raise UnirlError(f"the packaged {name} model is missing from {folder}; rebuild it with `unirl world pretrain "
+                         f"--family {packaged.family} --out {folder}` or reinstall unirl")
     return folder
 
 

@@ -28,6 +28,24 @@ class ImprovementRun:
     objects_after: float = float("nan")
 
 
+def default_recipe(model: str | None, method: str) -> str:
+    """The shipped recipe for `method` on a shapes-world `model`: mini-<method> for a Janus (and when no model
+    is named), mini-showo-<method> for a Show-o (`mini-showo` or a folder holding one)."""
+    from unirl_cli.models.registry import PACKAGED_MODELS, detect_family
+
+    if model is None:
+        return f"mini-{method}"
+    packaged = PACKAGED_MODELS.get(model.lower())
+    if packaged is not None:
+        family = packaged.family
+    elif Path(model).is_dir():
+        family = detect_family(model)
+    else:
+        raise UnirlError(f"--model '{model}' is neither a shapes-world model ({', '.join(PACKAGED_MODELS)}) nor a "
+                         f"folder; pass one of those or a folder written by `unirl world pretrain` or a training run")
+    return "mini-showo-" + method if family == "showo" else f"mini-{method}"
+
+
 def evaluate_shapes(model: str, out_dir: Path, seed: int, reporter=None) -> dict:
     """Shapes-suite GenEval of `model` with `--understanding` into `out_dir`; the summary dict."""
     from unirl_cli.eval.geneval.config import EvalGenevalConfig

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from unirl_cli.world.prompts import train_prompts, understanding_prompts
 from unirl_cli.world.render import draw_scene, render_scene
@@ -103,20 +102,10 @@ def tokenised_scenes(model, records: list[dict], images: list) -> list[Scene]:
 
 
 def image_token_loss(model, prompts: list[str], codes: torch.Tensor, rng: random.Random) -> torch.Tensor:
-    """Mean cross-entropy of the generation head on `codes`; some prompts become the CFG unconditional prompt."""
-    from unirl_cli.models.janus import sampling as janus_sampling
-
-    tokenizer, generation_config = model.tokenizer, model.hf_model.generation_config
-    encoded = tokenizer([model.prompt_format.generation_prompt(p) for p in prompts], padding=True, padding_side="left",
-                        return_tensors="pt")
-    input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
-    unconditional = janus_sampling.unconditional_prompt_ids(
-        input_ids, generation_config.bos_token_id, generation_config.generation_kwargs["boi_token_id"],
-        generation_config.pad_token_id)
-    drop = torch.tensor([rng.random() < UNCONDITIONAL_SHARE for _ in prompts])[:, None]
-    input_ids = torch.where(drop, unconditional, input_ids)
-    logits = janus_sampling.teacher_forced_head_logits(model.hf_model, input_ids, attention_mask, codes)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1))
+    """The family's text-to-image loss on `codes` (`UnifiedModel.image_token_loss`); a share of the prompts
+    become the CFG unconditional prompt."""
+    drop = torch.tensor([rng.random() < UNCONDITIONAL_SHARE for _ in prompts])
+    return model.image_token_loss(prompts, codes, drop)
 
 
 def answer_loss(model, scenes: list[Scene], use_codes: bool) -> torch.Tensor:
@@ -142,9 +131,11 @@ class LmStage:
 
 
 def _param_groups(model, params: list, understanding_lr_scale: float) -> list[dict]:
-    """The language model's parameters, and the understanding encoder's and aligner's with their own scale."""
-    understanding = {id(p) for module in (model.hf_model.model.vision_model, model.hf_model.model.aligner)
-                     for p in module.parameters()}
+    """The language model's parameters, and the understanding encoder's and aligner's (Janus) with their own
+    scale; Show-o reads its own image codes, so it has no such modules."""
+    inner = model.hf_model.model
+    modules = [getattr(inner, name) for name in ("vision_model", "aligner") if hasattr(inner, name)]
+    understanding = {id(p) for module in modules for p in module.parameters()}
     return [{"params": [p for p in params if id(p) not in understanding], "lr_scale": 1.0},
             {"params": [p for p in params if id(p) in understanding], "lr_scale": understanding_lr_scale}]
 

@@ -33,26 +33,30 @@ def packaged_mini_dir() -> Path:
     return packaged_model_dir("mini")
 
 
-def _tokenizer_corpus() -> list[str]:
-    """Every sentence the world's prompts, questions and answers are made of, plus the chat markers."""
+JANUS_MARKERS = ("<|User|>:", "<|Assistant|>:", "\n\n<|Assistant|>:")
+
+
+def tokenizer_corpus(markers: tuple[str, ...] = JANUS_MARKERS) -> list[str]:
+    """Every sentence the world's prompts, questions and answers are made of, plus the chat `markers`
+    (Janus's by default)."""
     from unirl_cli.data.qa import QUESTIONS
     from unirl_cli.data.vocab import NUMBER_WORDS, RELATIONS, english_plural
 
     words = list(SHAPES) + [english_plural(s) for s in SHAPES] + list(COLOR_NAMES) + list(NUMBER_WORDS[:5])
     words += [w for r in RELATIONS for w in r.split()] + "a an the of and is are there photo The There".split()
-    sentences = list(QUESTIONS.values()) + ["<|User|>: ", "\n\n<|Assistant|>:", "<|Assistant|>: "]
+    # (the order of the marker sentences is the one the shipped mini's tokenizer was trained with)
+    sentences = list(QUESTIONS.values()) + [markers[0] + " ", markers[-1], *(m + " " for m in markers[1:-1])]
     sentences += [f"a photo of a {c} {s}" for c in COLOR_NAMES for s in SHAPES]
     sentences += [f"The {s} is {r} the {t}" for s in SHAPES for t in SHAPES for r in RELATIONS]
     sentences += [f"a photo of {n} {english_plural(s)}" for n in NUMBER_WORDS[2:5] for s in SHAPES]
-    markers = ["<|User|>:", "<|Assistant|>:", "\n\n<|Assistant|>:"] * 20
-    return (words + [" " + w for w in words] + sentences + markers) * 3 + ["0123456789 .,;:!?'\"()-+*/=%&#@"]
+    return (words + [" " + w for w in words] + sentences + list(markers) * 20) * 3 + ["0123456789 .,;:!?'\"()-+*/=%&#@"]
 
 
 def build_mini_tokenizer():
     """A byte-level BPE tokenizer over the world's sentences, with Janus's special tokens at ids 0..5."""
     from unirl_cli.models.janus.tiny import build_tiny_tokenizer
 
-    return build_tiny_tokenizer(TOKENIZER_VOCAB, corpus=_tokenizer_corpus(), model_max_length=1024)
+    return build_tiny_tokenizer(TOKENIZER_VOCAB, corpus=tokenizer_corpus(), model_max_length=1024)
 
 
 def build_mini_processor(tokenizer):

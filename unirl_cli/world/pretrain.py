@@ -1,10 +1,12 @@
-"""`unirl world pretrain`: train the mini Janus from scratch on rendered scenes (VQ tokenizer, understanding
-encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
+"""`unirl world pretrain`: train a shapes-world mini from scratch on rendered scenes (`mini`, a Janus: VQ
+tokenizer, understanding encoder, the LM on both tasks, a reading stage that widens understanding to the whole world, then a truthful
 reading stage in which half the questions are about random scenes, answered with what they show, then a
 caption stage: text-to-image on captions of random scenes, most of them in one colour, which is what makes
 the generator compose a colour word with a shape it never saw it with; and last two focused reading stages,
 `world.reading`, mostly position and colour-attribution questions, each on its own budget: answers in the
-prompt's order, then in reading order).
+prompt's order, then in reading order). `mini-showo` (`family="showo"`) runs the same stages with a MAGVIT-v2
+tokenizer first and no understanding encoder (Show-o reads its own image codes), its text-to-image loss
+being Show-o's masked-token loss.
 
 The language model learns both directions through the `UnifiedModel` interface itself, so pretraining uses
 exactly the prompt formats that generation, understanding and RL use later: text-to-image is cross-entropy of
@@ -37,8 +39,9 @@ from unirl_cli.world.vq_train import train_vq
 
 @dataclass
 class PretrainSettings:
-    """Budget and optimiser of one pretraining run (defaults: the shipped `mini`)."""
+    """Budget and optimiser of one pretraining run (defaults: the shipped `mini`; `showo_settings()`: mini-showo's)."""
 
+    family: str = "janus"  # "janus" (mini) or "showo" (mini-showo)
     seed: int = 0
     minutes: float = 62.0  # the shares below give the stages the minutes the shipped mini's had
     vq_share: float = 0.16  # of the time budget
@@ -73,37 +76,49 @@ class PretrainSettings:
     reading_order: ReadingSettings = field(default_factory=ReadingSettings)
 
 
+FAMILIES = ("janus", "showo")
+
+
+def showo_settings(**changes) -> PretrainSettings:
+    """mini-showo's pretraining: the Janus stages without the understanding encoder (vision_share 0), on a
+    shorter budget (measured: docs/shapes-world.md, 'mini-showo'); `changes` override any field."""
+    defaults = dict(family="showo", minutes=40.0, vision_share=0.0, vq_share=0.1,
+                    reading_focus=ReadingSettings(minutes=6.0, seed=21, answer_order="prompt"),
+                    reading_order=ReadingSettings(minutes=6.0))
+    return PretrainSettings(**{**defaults, **changes})
+
+
+@dataclass
+class StageRecord:
+    """What one pretraining stage did: steps, seconds, and its last losses or accuracy."""
+
+    name: str
+    steps: int
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """"lm 1200 steps (8.0 min), image_loss 0.210, answer_loss 0.300"."""
+        values = "".join(f", {key} {value:.3f}" for key, value in self.metrics.items())
+        return f"{self.name} {self.steps} steps ({self.seconds / 60:.1f} min){values}"
+
+
 @dataclass
 class PretrainReport:
     """What a pretraining run did, written next to the weights as `pretrain_report.json`."""
 
     settings: dict
-    vq_steps: int = 0
-    vq_seconds: float = 0.0
-    vq_code_accuracy: float = 0.0
-    vision_steps: int = 0
-    vision_seconds: float = 0.0
-    vision_patch_accuracy: float = 0.0
-    lm_steps: int = 0
-    lm_seconds: float = 0.0
-    image_loss: float = float("nan")
-    answer_loss: float = float("nan")
-    reading_steps: int = 0
-    reading_seconds: float = 0.0
-    reading_answer_loss: float = float("nan")
-    truthful_steps: int = 0
-    truthful_seconds: float = 0.0
-    truthful_answer_loss: float = float("nan")
-    caption_steps: int = 0
-    caption_seconds: float = 0.0
-    caption_image_loss: float = float("nan")
-    focus_steps: int = 0
-    focus_seconds: float = 0.0
-    focus_answer_loss: float = float("nan")
-    order_steps: int = 0
-    order_seconds: float = 0.0
-    order_answer_loss: float = float("nan")
+    stages: list[StageRecord] = field(default_factory=list)
     history: list = field(default_factory=list)
+
+    def stage(self, name: str) -> StageRecord | None:
+        """The record of the stage called `name`, or None if it did not run."""
+        return next((record for record in self.stages if record.name == name), None)
+
+    def add(self, name: str, steps: int, seconds: float, history: list[dict], *keys: str) -> None:
+        """Record a language-model stage: its steps, time and the last logged value of each of `keys`."""
+        self.stages.append(StageRecord(name, steps, seconds, {key: _last_loss(history, key) for key in keys}))
+        self.history += history
 
 
 def read_stage(model, t2i_scenes: list[Scene], settings: PretrainSettings, seconds: float, truthful_share: float,
@@ -144,30 +159,17 @@ def _last_loss(history: list[dict], key: str) -> float:
 
 def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
                   log: Callable[[str], None] = print) -> PretrainReport:
-    """Build the mini Janus; train its VQ tokenizer, its understanding encoder (then whitened into the aligner),
-    then its LM, within `settings.minutes`; then the two focused reading stages in their own minutes (answers in
-    the prompt's order, then in reading order); save to `out_dir`."""
-    from unirl_cli.models.janus import JanusModel
-    from unirl_cli.world.mini import build_untrained_mini
-
+    """Build the mini of `settings.family`; train its image tokenizer (and, for Janus, its understanding
+    encoder, then whitened into the aligner), then its LM, within `settings.minutes`; then the two focused
+    reading stages in their own minutes (answers in the prompt's order, then in reading order); save to
+    `out_dir` with `pretrain_report.json`."""
     settings = settings or PretrainSettings()
+    if settings.family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {settings.family!r}")
     report = PretrainReport(settings=asdict(settings))
     total_seconds = settings.minutes * 60
     torch.manual_seed(settings.seed)
-    hf_model, processor = build_untrained_mini(settings.seed)
-    vq_result = train_vq(hf_model.model.vqmodel, settings.max_vq_steps, settings.vq_share * total_seconds,
-                         seed=settings.seed, log=log)
-    report.vq_steps, report.vq_seconds, report.vq_code_accuracy = vq_result.steps, vq_result.seconds, vq_result.code_accuracy
-    log(f"vq tokenizer: {vq_result.steps} steps in {vq_result.seconds:.0f}s, codes right {vq_result.code_accuracy:.4f}")
-    vision_result = train_vision_encoder(hf_model.model.vision_model, hf_model.model.vqmodel,
-                                         settings.vision_share * total_seconds, settings.max_vision_steps,
-                                         seed=settings.seed, log=log)
-    report.vision_steps, report.vision_seconds = vision_result.steps, vision_result.seconds
-    report.vision_patch_accuracy = vision_result.patch_accuracy
-    whiten_into_aligner(hf_model.model.vision_model, hf_model.model.aligner, seed=settings.seed)
-    log(f"understanding encoder: {vision_result.steps} steps in {vision_result.seconds:.0f}s, "
-        f"patch kinds right {vision_result.patch_accuracy:.4f}")
-    model = JanusModel(hf_model.eval(), processor)
+    model = _tokenizer_stages(settings, report, log)
     rng = random.Random(settings.seed)
     data_start = time.time()
     t2i_scenes = build_scenes(model, list(train_prompts()), settings.num_scenes, rng)
@@ -176,33 +178,61 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     reading_seconds = settings.reading_share * total_seconds
     truthful_seconds = settings.truthful_share * total_seconds
     caption_seconds = settings.caption_share * total_seconds
-    remaining = (total_seconds - vq_result.seconds - vision_result.seconds - (time.time() - data_start)
+    spent = sum(record.seconds for record in report.stages)
+    remaining = (total_seconds - spent - (time.time() - data_start)
                  - reading_seconds - truthful_seconds - caption_seconds)
     lm = LmStage("lm", settings.batch_size, settings.batch_size, settings.learning_rate, 50, max(remaining, 1.0),
                  settings.max_lm_steps, settings.understanding_lr_scale)
-    report.lm_steps, report.lm_seconds, history = train_language_model(
-        model, t2i_scenes, qa_scenes, lm, random.Random(settings.seed + 1), log)
-    report.history += history
-    report.image_loss, report.answer_loss = _last_loss(history, "image_loss"), _last_loss(history, "answer_loss")
-    report.reading_steps, report.reading_seconds, history = read_stage(
-        model, t2i_scenes, settings, reading_seconds, 0.0, "reading", log)
-    report.reading_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
-    report.truthful_steps, report.truthful_seconds, history = read_stage(
-        model, t2i_scenes, settings, truthful_seconds, settings.truthful_questions, "truthful", log)
-    report.truthful_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
+    report.add("lm", *train_language_model(model, t2i_scenes, qa_scenes, lm, random.Random(settings.seed + 1), log),
+               "image_loss", "answer_loss")
+    report.add("reading", *read_stage(model, t2i_scenes, settings, reading_seconds, 0.0, "reading", log),
+               "answer_loss")
+    report.add("truthful", *read_stage(model, t2i_scenes, settings, truthful_seconds, settings.truthful_questions,
+                                       "truthful", log), "answer_loss")
     if caption_seconds > 0:
-        report.caption_steps, report.caption_seconds, history = caption_stage(model, settings, caption_seconds, log)
-        report.caption_image_loss, report.history = _last_loss(history, "image_loss"), report.history + history
+        report.add("captions", *caption_stage(model, settings, caption_seconds, log), "image_loss")
     from unirl_cli.world.reading import focused_reading
 
     if settings.reading_focus.minutes > 0:
         focus = replace(settings.reading_focus, seed=settings.seed + settings.reading_focus.seed)
-        report.focus_steps, report.focus_seconds, history = focused_reading(model, focus, log)
-        report.focus_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
+        report.add("focused reading", *focused_reading(model, focus, log), "answer_loss")
     if settings.reading_order.minutes > 0:
         stage = replace(settings.reading_order, seed=settings.seed + settings.reading_order.seed)
-        report.order_steps, report.order_seconds, history = focused_reading(model, stage, log, "reading order")
-        report.order_answer_loss, report.history = _last_loss(history, "answer_loss"), report.history + history
+        report.add("reading order", *focused_reading(model, stage, log, "reading order"), "answer_loss")
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+def _tokenizer_stages(settings: PretrainSettings, report: PretrainReport, log: Callable[[str], None]):
+    """The untrained mini with its image tokenizer trained (Janus: and its understanding encoder, whitened into
+    the aligner), both recorded in `report`; returns the `UnifiedModel`."""
+    total_seconds = settings.minutes * 60
+    if settings.family == "showo":
+        from unirl_cli.world.magvit_train import train_magvit
+        from unirl_cli.world.mini_showo import build_untrained_mini_showo
+
+        model = build_untrained_mini_showo(settings.seed)
+        result = train_magvit(model.magvit, settings.max_vq_steps, settings.vq_share * total_seconds,
+                              seed=settings.seed, log=log)
+        report.stages.append(StageRecord("magvit", result.steps, result.seconds,
+                                         {"code_accuracy": result.code_accuracy}))
+        log(report.stages[-1].summary())
+        return model.eval()
+    from unirl_cli.models.janus import JanusModel
+    from unirl_cli.world.mini import build_untrained_mini
+
+    hf_model, processor = build_untrained_mini(settings.seed)
+    vq_result = train_vq(hf_model.model.vqmodel, settings.max_vq_steps, settings.vq_share * total_seconds,
+                         seed=settings.seed, log=log)
+    report.stages.append(StageRecord("vq", vq_result.steps, vq_result.seconds,
+                                     {"code_accuracy": vq_result.code_accuracy}))
+    log(report.stages[-1].summary())
+    vision_result = train_vision_encoder(hf_model.model.vision_model, hf_model.model.vqmodel,
+                                         settings.vision_share * total_seconds, settings.max_vision_steps,
+                                         seed=settings.seed, log=log)
+    whiten_into_aligner(hf_model.model.vision_model, hf_model.model.aligner, seed=settings.seed)
+    report.stages.append(StageRecord("vision", vision_result.steps, vision_result.seconds,
+                                     {"patch_accuracy": vision_result.patch_accuracy}))
+    log(report.stages[-1].summary())
+    return JanusModel(hf_model.eval(), processor)

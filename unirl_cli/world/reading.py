@@ -69,13 +69,14 @@ def check_reading_settings(settings: ReadingSettings) -> None:
 
 
 def check_shapes_model(model) -> None:
-    """UnirlError unless `model` is a Janus of the shapes world's size (64 px, 8 x 8 image tokens)."""
-    from unirl_cli.models.janus import JanusModel
+    """UnirlError unless `model` is of the shapes world's size (64 px, 8 x 8 image tokens): mini, mini-showo or
+    a model trained from them."""
     from unirl_cli.world.mini import NUM_IMAGE_TOKENS
 
-    if not isinstance(model, JanusModel) or model.num_image_tokens != NUM_IMAGE_TOKENS or model.image_size != 64:
-        raise UnirlError("a reading stage continues a shapes-world Janus (64 px, 64 image tokens): pass --model mini "
-                         "or a folder written by `unirl world pretrain`, `unirl world read` or a training run on them")
+    if model.num_image_tokens != NUM_IMAGE_TOKENS or model.image_size != 64:
+        raise UnirlError("a reading stage continues a shapes-world model (64 px, 64 image tokens): pass --model mini, "
+                         "--model mini-showo or a folder written by `unirl world pretrain`, `unirl world read` or a "
+                         "training run on them")
 
 
 def reading_pool(scope: str) -> dict[str, list[dict]]:
@@ -114,7 +115,7 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
 
 def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None] = print,
                     stage_name: str = "focused reading") -> tuple[int, float, list[dict]]:
-    """Train `model` (a JanusModel, in place) on the stage's questions and a few text-to-image examples for
+    """Train `model` (a shapes-world mini, in place) on the stage's questions and a few text-to-image examples for
     `settings.minutes`; returns (steps, seconds, loss history)."""
     from unirl_cli.world.lm_stage import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
                                           train_language_model)

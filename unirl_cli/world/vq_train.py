@@ -76,7 +76,7 @@ def labelled_crops(rng: random.Random, count: int, crop: int = 32,
     return torch.stack(pixels), torch.stack(kinds)
 
 
-def _weighted_reconstruction_loss(recon: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+def weighted_reconstruction_loss(recon: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """L1 + L2, with shape pixels weighted up: they cover a tenth of a scene, and an unweighted loss first
     settles on painting everything background grey."""
     background = torch.tensor([c / 127.5 - 1.0 for c in BACKGROUND]).view(1, 3, 1, 1)
@@ -107,7 +107,7 @@ def train_vq(vqmodel, max_steps: int, max_seconds: float, seed: int = 0, batch_s
         codes = F.normalize(codebook, dim=-1)
         latents = codes[kinds].permute(0, 3, 1, 2)  # (batch, embed_dim, h, w): the true codes of each patch
         recon = vqmodel.decoder(vqmodel.post_quant_conv(latents))
-        loss = _weighted_reconstruction_loss(recon, pixels)
+        loss = weighted_reconstruction_loss(recon, pixels)
         recon_value = float(loss.detach())
         if not whole_scenes:
             encoded = F.normalize(vqmodel.quant_conv(vqmodel.encoder(pixels)), dim=1)  # (batch, embed_dim, h, w)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from unirl_cli.config import SamplingConfig
@@ -169,6 +170,17 @@ class JanusModel(UnifiedModel):
         input_ids, attention_mask, _ = self._prompt_batch(prompts)
         return janus_sampling.teacher_forced_head_logits(self.hf_model, input_ids, attention_mask,
                                                    image_tokens.to(self.device).long())
+
+    def image_token_loss(self, prompts: Sequence[str], image_tokens: torch.Tensor,
+                         unconditional: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced cross-entropy of the generation head on `image_tokens`; `unconditional` rows get
+        the CFG unconditional prompt (BOS, pads, `<begin_of_image>`)."""
+        self._check_image_tokens(image_tokens, len(prompts))
+        input_ids, attention_mask, blank = self._prompt_batch(prompts)
+        input_ids = torch.where(unconditional.to(input_ids.device)[:, None], blank, input_ids)
+        codes = image_tokens.to(self.device).long()
+        logits = janus_sampling.teacher_forced_head_logits(self.hf_model, input_ids, attention_mask, codes)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1))
 
     @torch.no_grad()
     def decode_images(self, image_tokens: torch.Tensor, micro_batch_size: int = 8) -> list[Image.Image]:

@@ -43,6 +43,9 @@ class ShowoConfig:
     num_vq_tokens: int = 1024
     w_clip_vit: bool = False
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH
+    # A model's own sampling defaults (guidance_scale, num_steps, temperature) where the published ones do not
+    # fit it (the shapes world's mini-showo); saved as `unirl_sampling`, which the official loader ignores.
+    sampling: dict | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "ShowoConfig":
@@ -60,7 +63,8 @@ class ShowoConfig:
                      llm_model_path=str(data.get("llm_model_path") or PHI_REPO),
                      codebook_size=int(data.get("codebook_size", 8192)),
                      num_vq_tokens=int(data.get("num_vq_tokens", 256)),
-                     max_text_length=int(data.get("max_seq_length", DEFAULT_MAX_TEXT_LENGTH)))
+                     max_text_length=int(data.get("max_seq_length", DEFAULT_MAX_TEXT_LENGTH)),
+                     sampling=_sampling_defaults(data.get("unirl_sampling"), path))
         mask_id = data.get("mask_token_id", config.vocab_size - 1)
         if mask_id != config.vocab_size - 1:
             raise UnirlError(f"'{path}': mask_token_id {mask_id} is not vocab_size - 1; the checkpoint is not a Show-o v1 model")
@@ -68,11 +72,25 @@ class ShowoConfig:
 
     def to_json(self) -> dict:
         """The diffusers-style dict the official loader reads (plus `max_seq_length`, which unirl reads)."""
-        return {"_class_name": "Showo", "_diffusers_version": DIFFUSERS_VERSION, "w_clip_vit": False,
+        data = {"_class_name": "Showo", "_diffusers_version": DIFFUSERS_VERSION, "w_clip_vit": False,
                 "vocab_size": self.vocab_size, "llm_vocab_size": self.llm_vocab_size,
                 "llm_model_path": self.llm_model_path, "codebook_size": self.codebook_size,
                 "num_vq_tokens": self.num_vq_tokens, "mask_token_id": self.vocab_size - 1,
                 "max_seq_length": self.max_text_length}
+        return {**data, "unirl_sampling": dict(self.sampling)} if self.sampling else data
+
+
+SAMPLING_KEYS = ("guidance_scale", "num_steps", "temperature")
+
+
+def _sampling_defaults(value, path: Path) -> dict | None:
+    """The `unirl_sampling` entry of a config.json, checked: a dict of SAMPLING_KEYS -> numbers, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(SAMPLING_KEYS) or not all(
+            isinstance(v, (int, float)) for v in value.values()):
+        raise UnirlError(f"'{path}': unirl_sampling must map {', '.join(SAMPLING_KEYS)} to numbers, got {value!r}")
+    return dict(value)
 
 
 def _cached_snapshot(repo_id: str, what: str) -> Path:

@@ -100,9 +100,10 @@ class ShowoModel(UnifiedModel):
         return math.isqrt(self.config.num_vq_tokens) * self.magvit.config.downsample_factor
 
     def default_sampling(self) -> SamplingConfig:
-        """Show-o's published settings for this resolution (1024 tokens = 512 px; fewer = the 256 px settings)."""
+        """Show-o's published settings for this resolution (1024 tokens = 512 px; fewer = the 256 px settings),
+        or the checkpoint's own (`unirl_sampling` in config.json) where it has them."""
         published = DEFAULTS_512 if self.num_image_tokens >= 1024 else DEFAULTS_256
-        return SamplingConfig(**published, top_k=0, top_p=1.0, greedy=False)
+        return SamplingConfig(**{**published, **(self.config.sampling or {})}, top_k=0, top_p=1.0, greedy=False)
 
     # ---- loading and saving -------------------------------------------------------------------
     @classmethod
@@ -257,6 +258,24 @@ class ShowoModel(UnifiedModel):
         states = torch.full((len(prompts), self.num_image_tokens), MASKED, dtype=torch.long, device=self.device)
         rows = torch.arange(len(prompts), device=self.device)
         return self._code_logits_fn(prompts, 0.0)(rows, states)
+
+    def image_token_loss(self, prompts: Sequence[str], image_tokens: torch.Tensor,
+                         unconditional: torch.Tensor) -> torch.Tensor:
+        """Show-o's MaskGIT training loss: per row, mask round(N * cos(pi/2 * t)) slots (at least one) with
+        t ~ U(0, 1) from torch's global generator, cross-entropy over the codebook on the masked slots only;
+        `unconditional` rows get the empty prompt (Show-o's condition dropout)."""
+        codes = self.check_image_tokens(image_tokens).to(self.device)
+        if len(prompts) != len(codes):
+            raise UnirlError(f"got {len(prompts)} prompts for {len(codes)} images; pass one prompt per image")
+        batch, num_tokens = codes.shape
+        ratios = torch.cos(torch.rand(batch, device=self.device) * math.pi / 2)
+        num_masked = (ratios * num_tokens).round().clamp(min=1)[:, None]
+        masked = torch.rand(batch, num_tokens, device=self.device).argsort(dim=-1) < num_masked
+        texts = ["" if drop else prompt for prompt, drop in zip(prompts, unconditional.tolist())]
+        blocks = t2i_text_blocks(self._text_ids(texts), self.vocab, self.max_text_length, self.device)
+        image_ids = torch.where(masked, self.vocab.mask_id, self.vocab.image_ids(codes))
+        logits = self._image_code_logits(t2i_with_image(blocks, image_ids, self.vocab))
+        return F.cross_entropy(logits[masked], codes[masked])
 
     # ---- pixels <-> tokens --------------------------------------------------------------------
     def check_image_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:

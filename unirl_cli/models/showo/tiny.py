@@ -28,11 +28,12 @@ _CORPUS = [
 ]
 
 
-def build_text_tokenizer(vocab_size: int = 400, total_size: int | None = None):
+def build_text_tokenizer(vocab_size: int = 400, total_size: int | None = None, corpus: list[str] | None = None):
     """A small byte-level BPE tokenizer shaped like Phi-1.5's: `<|endoftext|>` last, as BOS/EOS/UNK, no pad.
 
     `total_size` pads it with unused added tokens to that many entries (Phi-1.5: 50295), so a model built on it
-    has the real vocabulary layout (the ids of Show-o's special and image tokens, the table sizes).
+    has the real vocabulary layout (the ids of Show-o's special and image tokens, the table sizes). `corpus`
+    replaces the GenEval-style training sentences (the shapes world's mini trains on its own).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import CodeGenTokenizer
@@ -42,7 +43,7 @@ def build_text_tokenizer(vocab_size: int = 400, total_size: int | None = None):
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    backend.train_from_iterator(_CORPUS, trainer)
+    backend.train_from_iterator(corpus or _CORPUS, trainer)
     tokenizer = CodeGenTokenizer(tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                  unk_token="<|endoftext|>")
     # Phi-1.5 also carries added whitespace tokens after <|endoftext|>; keep that shape.
@@ -103,7 +104,7 @@ def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int =
                                  vocab_rows=phi_vocab_rows or 64 * math.ceil(llm_vocab_size / 64 + 1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        hf_model = _random_phi(phi_config, config.vocab_size)
+        hf_model = random_phi(phi_config, config.vocab_size)
         magvit = MagvitV2(magvit_config or tiny_magvit_config(image_size, grid_side, codebook_bits, magvit_channels))
     ShowoModel(hf_model, magvit, tokenizer, config, phi_config).save(str(out_dir))
     # Like a `microsoft/phi-1_5` snapshot, phi/ holds the plain text tokenizer; loading adds Show-o's tokens.
@@ -111,7 +112,8 @@ def build_tiny_showo(out_dir: str | Path, image_size: int = 32, grid_side: int =
     return out_dir
 
 
-def _random_phi(phi_config: dict, vocab_size: int):
+def random_phi(phi_config: dict, vocab_size: int):
+    """A `PhiForCausalLM` with random weights, shaped like Show-o's (qk_layernorm, the joint vocabulary, SDPA)."""
     from transformers import PhiConfig, PhiForCausalLM
 
     config = PhiConfig.from_dict({**phi_config, "qk_layernorm": True, "vocab_size": vocab_size})

@@ -1,0 +1,132 @@
+"""mini-showo: the shapes-world Show-o, its pretraining, its training loss, and (when shipped) the trained weights."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+
+
+def _shipped() -> bool:
+    from unirl_cli.models.registry import packaged_model_dir
+
+    try:
+        packaged_model_dir("mini-showo")
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    from unirl_cli.world.mini_showo import build_untrained_mini_showo
+
+    return build_untrained_mini_showo(seed=0)
+
+
+def test_architecture_is_a_64px_show_o_with_words_as_single_tokens(untrained):
+    assert untrained.family == "showo"
+    assert untrained.image_size == 64 and untrained.num_image_tokens == 64 and untrained.codebook_size == 256
+    assert untrained.config.vocab_size == untrained.vocab.image_offset + 256 + 1  # text + Show-o tokens, codes, mask
+    for word in list(SHAPES) + list(COLOR_NAMES) + ["circles", "crosses", "three", "above", "ASSISTANT"]:
+        assert len(untrained.tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1, word
+    assert untrained.default_sampling().num_steps == 8 and untrained.default_sampling().guidance_scale == 1.0
+
+
+def test_masked_token_loss_scores_only_masked_slots_and_drops_prompts(untrained):
+    codes = torch.randint(0, 241, (4, 64))
+    prompts = ["a photo of a red circle"] * 4
+    keep = torch.zeros(4, dtype=torch.bool)
+    torch.manual_seed(0)
+    loss = untrained.image_token_loss(prompts, codes, keep)
+    # By hand: the same draws, the masked slots' cross-entropy under the model's own t2i logits.
+    torch.manual_seed(0)
+    ratios = torch.cos(torch.rand(4) * torch.pi / 2)
+    masked = torch.rand(4, 64).argsort(dim=-1) < (ratios * 64).round().clamp(min=1)[:, None]
+    logits = untrained.image_logits(prompts, codes)  # all-masked logits differ from a partly masked grid ...
+    assert masked.sum() >= 4 and not masked.all()
+    from unirl_cli.models.showo.prompting import t2i_text_blocks, t2i_with_image
+
+    vocab = untrained.vocab
+    blocks = t2i_text_blocks(untrained._text_ids(prompts), vocab, untrained.max_text_length)
+    ids = t2i_with_image(blocks, torch.where(masked, vocab.mask_id, vocab.image_ids(codes)), vocab)
+    logits = untrained._image_code_logits(ids)  # ... so score the grid the loss saw
+    expected = torch.nn.functional.cross_entropy(logits[masked], codes[masked])
+    assert torch.allclose(loss, expected, atol=1e-6)
+    torch.manual_seed(0)
+    dropped = untrained.image_token_loss(prompts, codes, torch.ones(4, dtype=torch.bool))
+    torch.manual_seed(0)
+    empty = untrained.image_token_loss([""] * 4, codes, keep)
+    assert torch.allclose(dropped, empty) and not torch.allclose(dropped, loss)
+
+
+def test_sampling_defaults_round_trip_and_bad_ones_are_named(untrained, tmp_path):
+    from unirl_cli.errors import UnirlError
+    from unirl_cli.models.loading import load_model
+
+    untrained.save(str(tmp_path / "m"))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["unirl_sampling"] == {"guidance_scale": 1.0, "num_steps": 8, "temperature": 1.0}
+    assert load_model(str(tmp_path / "m")).default_sampling().num_steps == 8
+    config["unirl_sampling"] = {"steps": 8}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnirlError, match="unirl_sampling must map guidance_scale, num_steps, temperature"):
+        load_model(str(tmp_path / "m"))
+
+
+def test_magvit_stage_learns_patch_codes_in_seconds(untrained):
+    import copy
+
+    from unirl_cli.world.magvit_train import code_accuracy, train_magvit
+
+    magvit = copy.deepcopy(untrained.magvit)
+    before = code_accuracy(magvit, random.Random(1))
+    result = train_magvit(magvit, max_steps=60, max_seconds=60, seed=0, log=lambda _: None)
+    assert result.steps >= 1 and result.code_accuracy > before + 0.2, (before, result)
+
+
+def test_pretrain_smoke_writes_a_show_o_folder_that_loads_by_path(tmp_path):
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.pretrain import pretrain_mini, showo_settings
+    from unirl_cli.world.reading import ReadingSettings
+
+    focus = ReadingSettings(minutes=0.05, num_scenes=8, num_caption_scenes=4, num_prompt_scenes=4, qa_batch_size=2,
+                            t2i_batch_size=2, max_steps=2, answer_order="prompt")
+    settings = showo_settings(reading_focus=focus, reading_order=focus, minutes=0.3, vq_share=0.3,
+                              reading_share=0.1, truthful_share=0.1, caption_share=0.1, num_caption_scenes=24,
+                              caption_t2i_batch_size=4, caption_qa_batch_size=2, num_scenes=24, batch_size=4,
+                              max_vq_steps=3, max_lm_steps=3, num_reading_scenes=24, reading_qa_batch_size=4,
+                              reading_t2i_batch_size=2, max_reading_steps=2)
+    report = pretrain_mini(tmp_path / "mini-showo", settings, log=lambda _: None)
+    steps = {record.name: record.steps for record in report.stages}
+    caps = {"magvit": 3, "lm": 3, "reading": 2, "truthful": 2, "captions": 4, "focused reading": 2, "reading order": 2}
+    assert list(steps) == list(caps) and all(1 <= steps[name] <= cap for name, cap in caps.items()), steps
+    saved = json.loads((tmp_path / "mini-showo" / "pretrain_report.json").read_text())
+    assert saved["settings"]["family"] == "showo" and [s["name"] for s in saved["stages"]] == list(caps)
+    for part in ("config.json", "model.safetensors", "magvit/model.safetensors", "phi/config.json"):
+        assert (tmp_path / "mini-showo" / part).is_file(), part  # showlab/show-o's layout
+    model = load_model(str(tmp_path / "mini-showo"), device="cpu", dtype="float32")
+    assert model.family == "showo" and model.image_size == 64
+    rollout = model.generate_images(["a photo of a red circle"], seeds=[0])
+    assert rollout.image_tokens.shape == (1, 64) and rollout.token_logprobs.shape == (1, 8)
+    assert model.decode_images(rollout.image_tokens)[0].size == (64, 64)
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini-showo weights are not packaged in this checkout")
+def test_shipped_mini_showo_loads_by_name_and_reads_rendered_scenes():
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.lm_stage import reading_records
+    from unirl_cli.world.render import render_scene
+
+    model = load_model("mini-showo", device="cpu", dtype="float32")
+    assert model.family == "showo" and model.image_size == 64
+    rng = random.Random(0)
+    records = rng.sample(reading_records(), 48)
+    images = [render_scene(record, seed)[0] for seed, record in enumerate(records)]
+    answers = model.answer_questions(images, [r["question"] for r in records], max_new_tokens=16)
+    right = sum(a.strip().lower() == r["answer"].strip().lower() for a, r in zip(answers, records))
+    assert right / len(records) > 0.5, list(zip(answers, [r["answer"] for r in records]))[:5]
