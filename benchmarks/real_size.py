@@ -18,21 +18,17 @@ JANUS_PRO_1B_TEXT = dict(vocab_size=102400, hidden_size=2048, intermediate_size=
 
 
 def janus_pro_1b_config(tokenizer):
-    """JanusConfig of Janus-Pro-1B with the tokenizer's special-token ids."""
-    from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
+    """JanusConfig of Janus-Pro-1B (transformers' vision and VQ defaults are Janus-Pro's) with the tokenizer's ids."""
+    from unirl_cli.models.janus.config import build_janus_config
 
-    from unirl_cli.models.janus.formats import IMAGE_TOKEN
-
-    text = LlamaConfig(**JANUS_PRO_1B_TEXT, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id)
-    return JanusConfig(text_config=text, vision_config=JanusVisionConfig(), vq_config=JanusVQVAEConfig(),
-                       image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    return build_janus_config(tokenizer, dict(JANUS_PRO_1B_TEXT), {}, {})
 
 
 def build_janus(out_dir: Path, size: str, dtype: torch.dtype = torch.bfloat16) -> Path:
     """Write a random Janus ("full": Janus-Pro-1B, "tiny": the test model) to `out_dir` in the hub layout."""
     from transformers import JanusForConditionalGeneration
 
+    from unirl_cli.models.janus import config as janus_config
     from unirl_cli.models.janus import tiny as janus_tiny
 
     if size == "tiny":
@@ -44,9 +40,9 @@ def build_janus(out_dir: Path, size: str, dtype: torch.dtype = torch.bfloat16) -
     with torch.no_grad():
         for parameter in model.parameters():  # random, scaled like an initialised model; values do not matter here
             parameter.normal_(0.0, 0.02)
-    janus_tiny.set_janus_generation_config(model, tokenizer)
+    janus_config.set_janus_generation_config(model, tokenizer)
     model.save_pretrained(out_dir)
-    janus_tiny.build_janus_processor(tokenizer, 384).save_pretrained(out_dir)
+    janus_config.build_janus_processor(tokenizer, 384).save_pretrained(out_dir)
     return out_dir
 
 

@@ -19,10 +19,10 @@ import torch
 from unirl_cli.eval.geneval.config import GenevalThresholds
 from unirl_cli.eval.geneval.evaluate import judge_images
 from unirl_cli.models.loading import load_model
-from unirl_cli.world.prompts import eval_prompts, train_prompts
-from unirl_cli.world.render import SceneObject, draw_scene
-from unirl_cli.world.spec import COLOR_NAMES, GRID_SIZE
-from unirl_cli.world.suite import build_shapes_judge, detect_images
+from unirl_cli.data.shapes.prompts import eval_prompts, train_prompts
+from unirl_cli.data.shapes.render import SceneObject, draw_scene
+from unirl_cli.data.shapes.spec import COLOR_NAMES, GRID_SIZE
+from unirl_cli.eval.shapes.suite import build_shapes_judge, detect_images
 
 CELLS = ((0, 0), (1, 2), (2, 1), (3, 3))  # where the teacher-forced probe draws the object
 

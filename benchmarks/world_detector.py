@@ -14,9 +14,9 @@ import time
 
 
 from unirl_cli.eval.geneval.scoring import relative_position
-from unirl_cli.world.detector import detect_objects
-from unirl_cli.world.perturb import blur, jpeg, noise
-from unirl_cli.world.render import draw_scene, random_scene
+from unirl_cli.eval.shapes.detector import detect_objects
+from unirl_cli.data.shapes.perturb import blur, jpeg, noise
+from unirl_cli.data.shapes.render import draw_scene, random_scene
 
 
 def perturbations(model=None) -> dict:

@@ -18,8 +18,8 @@ from unirl_cli.eval.geneval.config import GenevalThresholds
 from unirl_cli.eval.geneval.evaluate import judge_images
 from unirl_cli.eval.geneval.imbalance import imbalance_report
 from unirl_cli.models.loading import load_model
-from unirl_cli.world.prompts import TRAIN_TAGS, eval_prompts, shapes_vocabulary, train_prompts
-from unirl_cli.world.suite import build_shapes_judge
+from unirl_cli.data.shapes.prompts import TRAIN_TAGS, eval_prompts, shapes_vocabulary, train_prompts
+from unirl_cli.eval.shapes.suite import build_shapes_judge
 
 
 def tag_sample(records, per_tag: int) -> list[dict]:

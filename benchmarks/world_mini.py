@@ -2,7 +2,7 @@
 rendered scene, matched with unirl's answer matcher (the world's vocabulary), per tag; on the evaluation prompts
 (scenes no stage of pretraining saw) and on the training prompts (scenes the understanding stages saw, new
 renders); and on random scenes of 1-6 shapes that match no prompt (what generated images often are), where the
-answer must be the scene's truthful description (`world.describe`) word for word, naming the objects in any
+answer must be the scene's truthful description (`data.shapes.describe`) word for word, naming the objects in any
 order. A second table splits the position answers into the axis (horizontal or vertical) and the direction along
 it, on renders of their own (other seeds than the first table's, so its "relation right" is a second sample of
 that table's position cell): a reader can get the axis from geometry alone, but the direction only by telling
@@ -27,9 +27,9 @@ from unirl_cli.data.matching import match_answer
 from unirl_cli.models.loading import load_model
 from unirl_cli.data.qa import TAGS
 from unirl_cli.data.vocab import RELATIONS
-from unirl_cli.world.describe import describe, truthful_qa
-from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts
-from unirl_cli.world.render import draw_scene, render_scene
+from unirl_cli.data.shapes.describe import describe, truthful_qa
+from unirl_cli.data.shapes.prompts import eval_prompts, shapes_vocabulary, train_prompts
+from unirl_cli.data.shapes.render import draw_scene, render_scene
 
 
 def answer_accuracy(model, jobs, is_right, batch_size: int = 32, max_new_tokens: int = 16) -> dict[str, float]:
@@ -101,7 +101,7 @@ def patch_probes(model, num_scenes: int = 400) -> dict[str, float]:
     """Accuracy of linear (ridge) probes on the LM's image embeddings of random scenes, fitted on half the
     scenes and read on the object patches of the other half: each patch's row and column (chance 1/8) and the
     shape it is part of (chance 1/6)."""
-    from unirl_cli.world.spec import COLOR_NAMES
+    from unirl_cli.data.shapes.spec import COLOR_NAMES
     from unirl_cli.world.vision_train import labelled_scenes
     from unirl_cli.world.vq_train import NUM_PATCH_KINDS
 

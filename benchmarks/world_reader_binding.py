@@ -31,10 +31,10 @@ from world_mini import ridge_fit  # the sibling benchmark's float64 ridge (scrip
 from unirl_cli.data.qa import question_for
 from unirl_cli.models.janus import understanding as janus_understanding
 from unirl_cli.models.loading import load_model
-from unirl_cli.world.describe import describe, in_reading_order, is_eval_scene
-from unirl_cli.world.prompts import eval_prompts, train_prompts
-from unirl_cli.world.render import draw_scene, random_scene, render_scene
-from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+from unirl_cli.data.shapes.describe import describe, in_reading_order, is_eval_scene
+from unirl_cli.data.shapes.prompts import eval_prompts, train_prompts
+from unirl_cli.data.shapes.render import draw_scene, random_scene, render_scene
+from unirl_cli.data.shapes.spec import COLOR_NAMES, SHAPES
 
 
 def two_object_scenes(rng: random.Random, count: int) -> list:

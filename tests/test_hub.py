@@ -107,7 +107,7 @@ def test_download_then_generate_by_name_through_the_hub_path(tiny_janus_dir, tmp
 
 def test_download_deepseek_format_converts_once(tmp_path):
     """`unirl download janus-1.3b` fetches DeepSeek's layout and converts it to the transformers layout."""
-    from unirl_cli.models.janus.convert import build_tiny_deepseek_janus
+    from unirl_cli.models.janus.tiny import build_tiny_deepseek_janus
 
     repo = build_tiny_deepseek_janus(tmp_path / "deepseek")
     env = {"HF_HOME": str(tmp_path / "hf"), "UNIRL_HOME": str(tmp_path / "unirl")}

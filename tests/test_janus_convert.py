@@ -10,7 +10,8 @@ import torch
 from unirl_cli.config import SamplingConfig
 from unirl_cli.errors import UnirlError
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus.convert import build_tiny_deepseek_janus, convert_deepseek_janus, hf_key
+from unirl_cli.models.janus.convert import convert_deepseek_janus, hf_key
+from unirl_cli.models.janus.tiny import build_tiny_deepseek_janus
 
 PROMPTS = ["a red cube", "two blue circles"]
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from unirl_cli.models.janus import JanusModel
-from unirl_cli.models.janus.convert import build_tiny_deepseek_janus, convert_deepseek_janus
+from unirl_cli.models.janus.convert import convert_deepseek_janus
+from unirl_cli.models.janus.tiny import build_tiny_deepseek_janus
 from unirl_cli.models.janus.formats import (DEEPSEEK_SYSTEM_PROMPT, nearest_codes, pixels_to_uint8, preprocess_images,
                                            resize_and_pad)
 
@@ -60,7 +61,7 @@ def test_janus_pro_conversion_keeps_the_bracketed_roles(deepseek_dir, tmp_path):
 
 
 def test_shipped_mini_keeps_the_format_it_was_trained_with():
-    from unirl_cli.world.mini import packaged_mini_dir
+    from unirl_cli.models.janus.mini import packaged_mini_dir
 
     mini = JanusModel.load(str(packaged_mini_dir()))
     tokens = "<begin_of_image>" + "<image_placeholder>" * 64 + "<end_of_image>"

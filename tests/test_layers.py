@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import importlib
 import pkgutil
 import subprocess
@@ -19,14 +20,22 @@ def all_modules() -> list[str]:
             if not m.name.endswith("__main__")]
 
 
+MODULE_IN_STRING = re.compile(r"\bunirl_cli(?:\.[a-z_0-9]+)+")
+
+
 def imported_names(path: Path) -> set[str]:
-    """Absolute module names imported anywhere in a file (top level or inside functions)."""
+    """Absolute module names imported anywhere in a file (top level or inside functions), and every
+    `unirl_cli.x.y` named in a string (`importlib.import_module("...")`, "module:Class" registries), which
+    imports it just the same."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value:
+            # (strings with spaces are prose: docstrings and messages)
+            names.update(MODULE_IN_STRING.findall(node.value.split(":")[0]))
     return names
 
 
@@ -54,6 +63,29 @@ def test_cli_modules_import_no_ml_at_top_level():
     for path in (PACKAGE_DIR / "cli").glob("*.py"):
         heavy = {n for n in top_level_imports(path) if n.split(".")[0] in ("torch", "transformers", "accelerate")}
         assert not heavy, f"{path.name} imports {heavy} at module level"
+
+
+def test_string_imports_are_seen(tmp_path):
+    source = tmp_path / "plugin.py"
+    source.write_text('BACKENDS = {"x": "unirl_cli.world.pretrain:pretrain_mini"}\nNAME = "unirl_cli.cli.world"\n'
+                      '"""Prose naming unirl_cli.world in a docstring is not an import."""\n')
+    assert imported_names(source) == {"unirl_cli.world.pretrain", "unirl_cli.cli.world"}
+
+
+def test_nothing_below_the_world_recipes_imports_them():
+    """world/ holds recipes (pretraining, self-improvement); only the CLI and world itself may import it."""
+    for path in PACKAGE_DIR.rglob("*.py"):
+        if path.parent.name in ("world", "cli"):
+            continue
+        upward = {n for n in imported_names(path) if n.startswith("unirl_cli.world")}
+        assert not upward, (path, upward)
+
+
+def test_data_is_the_bottom_layer():
+    """data/ (prompt sets, QA templates, the shapes world's content) imports only data and the leaf modules."""
+    for path in (PACKAGE_DIR / "data").rglob("*.py"):
+        inner = {n for n in imported_names(path) if n.startswith("unirl_cli")}
+        assert all(n.startswith("unirl_cli.data") or n in LEAVES for n in inner), (path, inner)
 
 
 def test_trainers_and_evaluator_never_name_a_family():

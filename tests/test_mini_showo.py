@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+from unirl_cli.data.shapes.spec import COLOR_NAMES, SHAPES
 
 
 def _shipped() -> bool:
@@ -23,7 +23,7 @@ def _shipped() -> bool:
 
 @pytest.fixture(scope="module")
 def untrained():
-    from unirl_cli.world.mini_showo import build_untrained_mini_showo
+    from unirl_cli.models.showo.mini import build_untrained_mini_showo
 
     return build_untrained_mini_showo(seed=0)
 
@@ -120,7 +120,7 @@ def test_pretrain_smoke_writes_a_show_o_folder_that_loads_by_path(tmp_path):
 def test_shipped_mini_showo_loads_by_name_and_reads_rendered_scenes():
     from unirl_cli.models.loading import load_model
     from unirl_cli.world.lm_stage import reading_records
-    from unirl_cli.world.render import render_scene
+    from unirl_cli.data.shapes.render import render_scene
 
     model = load_model("mini-showo", device="cpu", dtype="float32")
     assert model.family == "showo" and model.image_size == 64

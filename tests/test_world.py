@@ -11,12 +11,12 @@ from unirl_cli.errors import UnirlError
 from unirl_cli.eval.geneval.config import GenevalThresholds
 from unirl_cli.eval.geneval.detections import Detection, keep_confident
 from unirl_cli.eval.geneval.scoring import relative_position, score_image
-from unirl_cli.world.detector import detect_objects
-from unirl_cli.world.perturb import blur, jpeg, noise
-from unirl_cli.world.prompts import (EVAL_PROMPTS_PER_TAG, build_eval_prompts, eval_prompts, reworded_prompts,
+from unirl_cli.eval.shapes.detector import detect_objects
+from unirl_cli.data.shapes.perturb import blur, jpeg, noise
+from unirl_cli.data.shapes.prompts import (EVAL_PROMPTS_PER_TAG, build_eval_prompts, eval_prompts, reworded_prompts,
                                      scene_key, train_prompts, understanding_prompts)
-from unirl_cli.world.render import SceneObject, draw_scene, layout_scene, random_scene, render_scene
-from unirl_cli.world.spec import BACKGROUND, COLOR_NAMES, SHAPES
+from unirl_cli.data.shapes.render import SceneObject, draw_scene, layout_scene, random_scene, render_scene
+from unirl_cli.data.shapes.spec import BACKGROUND, COLOR_NAMES, SHAPES
 
 
 def _score(record: dict, detections: list[Detection]) -> bool:
@@ -91,7 +91,7 @@ def test_metadata_outside_the_world_is_refused():
 
 
 def test_palette_is_distinct_from_background_and_every_shape_colour_pair_is_detected():
-    assert BACKGROUND not in [tuple(v) for v in __import__("unirl_cli.world.spec", fromlist=["COLORS"]).COLORS.values()]
+    assert BACKGROUND not in [tuple(v) for v in __import__("unirl_cli.data.shapes.spec", fromlist=["COLORS"]).COLORS.values()]
     objects = [SceneObject(shape, color, i // 4 % 4, i % 4) for i, (shape, color) in
                enumerate((s, c) for s in SHAPES for c in COLOR_NAMES)]
     for start in range(0, len(objects), 16):
@@ -146,7 +146,7 @@ def test_scene_key_identifies_rewordings():
 
 def test_shapes_suite_is_registered_and_judges_renders():
     from unirl_cli.eval.geneval.config import EvalGenevalConfig
-    from unirl_cli.eval.geneval.suites import get_suite
+    from unirl_cli.eval.suites import get_suite
 
     suite = get_suite("shapes")
     metadata = suite.load_metadata()

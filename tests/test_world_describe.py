@@ -1,4 +1,4 @@
-"""Truthful answers about any scene (`world.describe`): what the reading stage teaches the mini to say."""
+"""Truthful answers about any scene (`data.shapes.describe`): what the reading stage teaches the mini to say."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 
 from unirl_cli.data.matching import match_answer
 from unirl_cli.data.qa import TAGS, question_for
-from unirl_cli.world.describe import (caption, captioned_scene, describe, in_reading_order, is_eval_scene, relations,
+from unirl_cli.data.shapes.describe import (caption, captioned_scene, describe, in_reading_order, is_eval_scene, relations,
                                       truthful_qa)
-from unirl_cli.world.prompts import eval_prompts, shapes_vocabulary, train_prompts, understanding_prompts
-from unirl_cli.world.render import SceneObject, layout_scene
+from unirl_cli.data.shapes.prompts import eval_prompts, shapes_vocabulary, train_prompts, understanding_prompts
+from unirl_cli.data.shapes.render import SceneObject, layout_scene
 
 TWO = {"tag": "two_object", "include": [{"class": "circle", "count": 1}, {"class": "cross", "count": 1}]}
 
@@ -104,7 +104,7 @@ def test_captioned_scenes_avoid_every_evaluation_scene_and_are_mostly_one_colour
 
 def test_the_self_reward_and_the_shapes_suite_count_extra_shapes_against_an_answer():
     from unirl_cli.eval.geneval.pipeline import _suite_matcher
-    from unirl_cli.eval.geneval.suites import get_suite
+    from unirl_cli.eval.suites import get_suite
     from unirl_cli.train.rewards import RolloutBatch, SelfAnswerReward
 
     record = {**TWO, "question": question_for("two_object"), "answer": "There is a circle and a cross"}

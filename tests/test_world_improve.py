@@ -31,7 +31,7 @@ def test_improve_runs_end_to_end_on_mini_and_prints_before_and_after(tmp_path):
 
 def test_objects_per_image_counts_what_the_renders_hold(tmp_path):
     from unirl_cli.world.improve import objects_per_image
-    from unirl_cli.world.render import render_scene
+    from unirl_cli.data.shapes.render import render_scene
 
     scenes = [{"tag": "counting", "include": [{"class": "square", "count": 3}]},
               {"tag": "two_object", "include": [{"class": "circle", "count": 1}, {"class": "ring", "count": 1}]},

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unirl_cli.world.mini import NUM_IMAGE_TOKENS, build_mini_tokenizer, mini_config, packaged_mini_dir
-from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+from unirl_cli.models.janus.mini import NUM_IMAGE_TOKENS, build_mini_tokenizer, mini_config, packaged_mini_dir
+from unirl_cli.data.shapes.spec import COLOR_NAMES, SHAPES
 
 
 def _shipped() -> bool:
@@ -42,7 +42,7 @@ def test_mini_tokenizer_keeps_world_words_whole():
 
 
 def test_vq_training_learns_patch_codes():
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
     from unirl_cli.world.vq_train import code_accuracy, train_vq
 
     model, _ = build_untrained_mini(seed=0)
@@ -54,7 +54,7 @@ def test_vq_training_learns_patch_codes():
 
 
 def test_vision_encoder_training_learns_the_kind_of_object_patches():
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
     from unirl_cli.world.vision_train import train_vision_encoder
 
     model, _ = build_untrained_mini(seed=0)
@@ -65,7 +65,7 @@ def test_vision_encoder_training_learns_the_kind_of_object_patches():
 
 
 def test_whitening_folded_into_the_aligner_keeps_its_output_statistics_but_whitens_its_input():
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
     from unirl_cli.world.vision_train import labelled_scenes, whiten_into_aligner
 
     model, _ = build_untrained_mini(seed=0)
@@ -131,8 +131,8 @@ def test_pretrain_cli_refuses_bad_budgets_in_one_line_before_any_compute(tmp_pat
 def test_shipped_mini_loads_by_name_and_answers_rendered_scenes_above_chance():
     from unirl_cli.data.matching import match_answer
     from unirl_cli.models.loading import load_model
-    from unirl_cli.world.prompts import eval_prompts, understanding_prompts
-    from unirl_cli.world.render import render_scene
+    from unirl_cli.data.shapes.prompts import eval_prompts, understanding_prompts
+    from unirl_cli.data.shapes.render import render_scene
 
     model = load_model("mini", device="cpu", dtype="float32")
     seen = [r for r in understanding_prompts() if r["tag"] in ("two_object", "counting")]
@@ -153,7 +153,7 @@ def test_shipped_mini_loads_by_name_and_answers_rendered_scenes_above_chance():
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_shipped_mini_generates_detectable_shapes():
     from unirl_cli.models.loading import load_model
-    from unirl_cli.world.detector import detect_objects
+    from unirl_cli.eval.shapes.detector import detect_objects
 
     model = load_model("mini", device="cpu", dtype="float32")
     torch.manual_seed(0)
@@ -165,8 +165,8 @@ def test_shipped_mini_generates_detectable_shapes():
 @pytest.mark.skipif(not _shipped(), reason="the mini weights are not packaged in this checkout")
 def test_detector_reads_the_shipped_vq_reconstructions():
     from unirl_cli.models.loading import load_model
-    from unirl_cli.world.detector import detect_objects
-    from unirl_cli.world.render import draw_scene, random_scene
+    from unirl_cli.eval.shapes.detector import detect_objects
+    from unirl_cli.data.shapes.render import draw_scene, random_scene
 
     model = load_model("mini", device="cpu", dtype="float32")
     rng = random.Random(0)
@@ -189,8 +189,8 @@ def test_shipped_mini_says_what_a_one_shape_image_shows_when_asked_for_two_items
 
     from unirl_cli.data.qa import question_for
     from unirl_cli.models.loading import load_model
-    from unirl_cli.world.describe import describe
-    from unirl_cli.world.render import draw_scene, random_scene
+    from unirl_cli.data.shapes.describe import describe
+    from unirl_cli.data.shapes.render import draw_scene, random_scene
 
     rng = random.Random(1)
     scenes = [random_scene(rng, max_objects=1) for _ in range(24)]
@@ -208,8 +208,8 @@ def test_shipped_mini_draws_held_out_colour_pairs_in_the_asked_colour():
     from unirl_cli.eval.geneval.config import GenevalThresholds
     from unirl_cli.eval.geneval.evaluate import judge_images
     from unirl_cli.models.loading import load_model
-    from unirl_cli.world.prompts import eval_prompts
-    from unirl_cli.world.suite import build_shapes_judge
+    from unirl_cli.data.shapes.prompts import eval_prompts
+    from unirl_cli.eval.shapes.suite import build_shapes_judge
 
     model = load_model("mini", device="cpu", dtype="float32")
     held_out = [r for r in eval_prompts() if r["tag"] == "colors" for _ in range(4)]
@@ -221,7 +221,7 @@ def test_shipped_mini_draws_held_out_colour_pairs_in_the_asked_colour():
 
 def test_language_model_stage_trains_the_understanding_path_at_its_own_rate():
     from unirl_cli.models.janus import JanusModel
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
     from unirl_cli.world.lm_stage import LmStage, build_scenes, train_language_model, understanding_records
 
     hf_model, processor = build_untrained_mini(0)

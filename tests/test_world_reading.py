@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import torch
 
-from unirl_cli.world.prompts import eval_prompts, scene_key
+from unirl_cli.data.shapes.prompts import eval_prompts, scene_key
 from unirl_cli.world.reading import ReadingSettings, check_reading_settings, reading_pool, weighted_question_scenes
 
 
@@ -24,7 +24,7 @@ def test_training_scope_holds_no_evaluation_scene_and_world_scope_holds_all():
 
 
 def test_truthful_questions_reach_evaluation_scenes_only_when_asked_to():
-    from unirl_cli.world.describe import is_eval_scene, truthful_qa
+    from unirl_cli.data.shapes.describe import is_eval_scene, truthful_qa
 
     def eval_share(exclude_eval: bool) -> float:
         rng = random.Random(0)
@@ -52,7 +52,7 @@ def test_bad_reading_settings_are_refused_by_name(settings, message):
 @pytest.fixture(scope="module")
 def untrained_mini():
     from unirl_cli.models.janus import JanusModel
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
 
     hf_model, processor = build_untrained_mini(0)
     return JanusModel(hf_model.eval(), processor)
@@ -71,7 +71,7 @@ def test_question_scenes_follow_the_tag_weights_and_the_truthful_share(untrained
 
 @pytest.mark.parametrize("answer_order", ["prompt", "reading"])
 def test_answers_name_the_objects_in_the_order_asked_for(untrained_mini, answer_order):
-    from unirl_cli.world.detector import detect_objects
+    from unirl_cli.eval.shapes.detector import detect_objects
 
     settings = ReadingSettings(tag_weights={"color_attr": 1.0}, truthful_share=0.0, num_scenes=60,
                                answer_order=answer_order)

@@ -35,7 +35,7 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from unirl_cli.config import SamplingConfig
-    from unirl_cli.engine import generate_to_folder, prompt_slug
+    from unirl_cli.inference import generate_to_folder, prompt_slug
     from unirl_cli.errors import UnirlError
     from unirl_cli.models.loading import load_model
 

@@ -24,7 +24,7 @@ def understand(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Answer a question about each image; prints one answer per image."""
-    from unirl_cli.engine import answer_about_images, read_images
+    from unirl_cli.inference import answer_about_images, read_images
     from unirl_cli.errors import UnirlError
     from unirl_cli.models.loading import load_model
 

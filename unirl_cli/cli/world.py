@@ -126,8 +126,8 @@ def render(
     """Draw a correct scene for PROMPT (one of the world's prompts: evaluation or training set)."""
     from unirl_cli.errors import UnirlError
     from unirl_cli.fileio import atomic_path, check_output_file
-    from unirl_cli.world.prompts import eval_prompts, train_prompts
-    from unirl_cli.world.render import render_scene
+    from unirl_cli.data.shapes.prompts import eval_prompts, train_prompts
+    from unirl_cli.data.shapes.render import render_scene
 
     check_output_file(out)
     records = {r["prompt"]: r for r in list(eval_prompts()) + list(train_prompts())}
@@ -149,7 +149,7 @@ def detect(
     from PIL import Image
 
     from unirl_cli.errors import UnirlError
-    from unirl_cli.world.detector import detect_objects
+    from unirl_cli.eval.shapes.detector import detect_objects
 
     if not image.is_file():
         raise UnirlError(f"image '{image}' does not exist; pass a PNG file")

@@ -155,7 +155,7 @@ def build_run(config: TrainConfig, accelerator, checkpoint: Path | None, state: 
 
 
 def _trainer_state(config: TrainConfig, ctx: RunContext, step: int, base_model: str) -> dict:
-    from unirl_cli.engine import model_identity
+    from unirl_cli.inference import model_identity
 
     return {"step": step, "prompt_cursor": step * config.prompts_per_step, "method": config.method,
             "base_model": base_model, "family": ctx.policy.family, "lora": config.lora.r > 0,

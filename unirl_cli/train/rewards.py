@@ -41,7 +41,7 @@ def answer_vocabulary(name: str):
     if name == "default":
         return None
     if name == "shapes":
-        from unirl_cli.world.prompts import shapes_vocabulary
+        from unirl_cli.data.shapes.prompts import shapes_vocabulary
 
         return shapes_vocabulary()
     raise UnirlError(f"unknown answer vocabulary {name!r}; use default or shapes")

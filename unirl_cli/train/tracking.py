@@ -51,7 +51,7 @@ class MetricsLog:
 
 def save_sample_grid(images: Sequence, prompts: Sequence[str], path: Path, group_size: int) -> None:
     """One row per prompt, `group_size` images each, plus a prompts.txt beside it."""
-    from unirl_cli.engine import make_grid, save_png
+    from unirl_cli.inference import make_grid, save_png
 
     save_png(make_grid(images, columns=group_size), path)
     path.with_suffix(".txt").write_text("\n".join(prompts[::group_size]) + "\n")

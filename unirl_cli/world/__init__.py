@@ -1,6 +1,6 @@
-"""The shapes world: a CPU-sized GenEval of flat-coloured shapes, its renderer, detector and mini model.
+"""Recipes of the shapes world: pretrain the minis (`pretrain`, with the `vq_train`, `magvit_train`,
+`vision_train`, `lm_stage` and `reading` stages) and run UniRL's self-improvement on them (`improve`).
 
-`spec` names the shapes and colours, `render` draws a correct scene for any GenEval-style metadata,
-`detector` reads scenes back with classical image processing, `prompts` holds the fixed evaluation set,
-and `mini`/`pretrain` build and train the small Janus that ships as the model `mini`.
+The world's content (shapes, renderer, prompts) is in `data.shapes`, its detector and GenEval suite in
+`eval.shapes`, the mini models' builders in `models.janus.mini` and `models.showo.mini`.
 """

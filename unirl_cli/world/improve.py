@@ -66,7 +66,7 @@ def objects_per_image(eval_dir: Path) -> float:
     from PIL import Image
 
     from unirl_cli.eval.geneval.config import GenevalThresholds
-    from unirl_cli.world.suite import detect_images
+    from unirl_cli.eval.shapes.suite import detect_images
 
     cutoff, counts = GenevalThresholds().threshold, []  # GenEval's own cut-off for keeping a detection
     for path in sorted(Path(eval_dir).glob("*/samples/*.png")):

@@ -14,9 +14,9 @@ from typing import Callable
 
 import torch
 
-from unirl_cli.world.prompts import train_prompts, understanding_prompts
-from unirl_cli.world.render import draw_scene, render_scene
-from unirl_cli.world.spec import SHAPES
+from unirl_cli.data.shapes.prompts import train_prompts, understanding_prompts
+from unirl_cli.data.shapes.render import draw_scene, render_scene
+from unirl_cli.data.shapes.spec import SHAPES
 
 UNCONDITIONAL_SHARE = 0.1
 
@@ -74,11 +74,11 @@ def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> 
 def build_truthful_scenes(model, count: int, rng: random.Random, exclude_eval: bool = True,
                           reading_order: bool = False) -> list[Scene]:
     """`count` random scenes (1-6 shapes; no evaluation scene of its question's tag unless `exclude_eval` is
-    False), each with one of the six questions answered with what it shows (`world.describe`; objects named in
+    False), each with one of the six questions answered with what it shows (`data.shapes.describe`; objects named in
     reading order if `reading_order`), so that understanding reads images that do not match any prompt, as
     generated ones do."""
     from unirl_cli.data.qa import TAGS
-    from unirl_cli.world.describe import truthful_qa
+    from unirl_cli.data.shapes.describe import truthful_qa
 
     pairs = [truthful_qa(rng, TAGS, exclude_eval=exclude_eval, reading_order=reading_order) for _ in range(count)]
     return tokenised_scenes(model, [record for _, record in pairs], [draw_scene(objects) for objects, _ in pairs])
@@ -87,7 +87,7 @@ def build_truthful_scenes(model, count: int, rng: random.Random, exclude_eval: b
 def build_caption_scenes(model, count: int, phase: CaptionPhase, rng: random.Random) -> list[Scene]:
     """`count` random scenes of `phase.min_objects`-4 shapes (no evaluation scene of any tag) with their
     captions as prompts."""
-    from unirl_cli.world.describe import captioned_scene
+    from unirl_cli.data.shapes.describe import captioned_scene
 
     pairs = [captioned_scene(rng, phase.monochrome, phase.min_objects) for _ in range(count)]
     return tokenised_scenes(model, [{"prompt": text} for _, text in pairs], [draw_scene(objects) for objects, _ in pairs])

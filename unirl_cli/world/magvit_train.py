@@ -15,8 +15,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.world.render import draw_scene, random_scene
-from unirl_cli.world.spec import IMAGE_SIZE
+from unirl_cli.data.shapes.render import draw_scene, random_scene
+from unirl_cli.data.shapes.spec import IMAGE_SIZE
 from unirl_cli.world.vq_train import (VqTrainResult, labelled_crops, patch_kinds, scenes_to_pixels,
                                       weighted_reconstruction_loss)
 

@@ -31,7 +31,7 @@ import torch
 from unirl_cli.world.lm_stage import (CAPTION_PHASES, LmStage, Scene, build_caption_scenes, build_scenes,
                                       build_truthful_scenes, reading_records, train_language_model,
                                       understanding_records)
-from unirl_cli.world.prompts import train_prompts
+from unirl_cli.data.shapes.prompts import train_prompts
 from unirl_cli.world.reading import ReadingSettings
 from unirl_cli.world.vision_train import train_vision_encoder, whiten_into_aligner
 from unirl_cli.world.vq_train import train_vq
@@ -210,7 +210,7 @@ def _tokenizer_stages(settings: PretrainSettings, report: PretrainReport, log: C
     total_seconds = settings.minutes * 60
     if settings.family == "showo":
         from unirl_cli.world.magvit_train import train_magvit
-        from unirl_cli.world.mini_showo import build_untrained_mini_showo
+        from unirl_cli.models.showo.mini import build_untrained_mini_showo
 
         model = build_untrained_mini_showo(settings.seed)
         result = train_magvit(model.magvit, settings.max_vq_steps, settings.vq_share * total_seconds,
@@ -220,7 +220,7 @@ def _tokenizer_stages(settings: PretrainSettings, report: PretrainReport, log: C
         log(report.stages[-1].summary())
         return model.eval()
     from unirl_cli.models.janus import JanusModel
-    from unirl_cli.world.mini import build_untrained_mini
+    from unirl_cli.models.janus.mini import build_untrained_mini
 
     hf_model, processor = build_untrained_mini(settings.seed)
     vq_result = train_vq(hf_model.model.vqmodel, settings.max_vq_steps, settings.vq_share * total_seconds,

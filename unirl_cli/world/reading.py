@@ -71,9 +71,9 @@ def check_reading_settings(settings: ReadingSettings) -> None:
 def check_shapes_model(model) -> None:
     """UnirlError unless `model` is of the shapes world's size (64 px, 8 x 8 image tokens): mini, mini-showo or
     a model trained from them."""
-    from unirl_cli.world.mini import NUM_IMAGE_TOKENS
+    from unirl_cli.data.shapes.spec import IMAGE_SIZE, NUM_IMAGE_TOKENS
 
-    if model.num_image_tokens != NUM_IMAGE_TOKENS or model.image_size != 64:
+    if model.num_image_tokens != NUM_IMAGE_TOKENS or model.image_size != IMAGE_SIZE:
         raise UnirlError("a reading stage continues a shapes-world model (64 px, 64 image tokens): pass --model mini, "
                          "--model mini-showo or a folder written by `unirl world pretrain`, `unirl world read` or a "
                          "training run on them")
@@ -82,7 +82,7 @@ def check_shapes_model(model) -> None:
 def reading_pool(scope: str) -> dict[str, list[dict]]:
     """Question records by tag that a reading stage of `scope` may ask about."""
     from unirl_cli.world.lm_stage import reading_records  # lazily: the CLI reads this module without torch
-    from unirl_cli.world.prompts import eval_prompts
+    from unirl_cli.data.shapes.prompts import eval_prompts
 
     records = reading_records() + (list(eval_prompts()) if scope == "world" else [])
     pool: dict[str, list[dict]] = {}
@@ -94,9 +94,9 @@ def reading_pool(scope: str) -> dict[str, list[dict]]:
 def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Random) -> list:
     """`settings.num_scenes` question scenes: renders of pool records drawn by tag weight, then the truthful
     share of random scenes (any tag) answered with what they show; answers name objects in `answer_order`."""
-    from unirl_cli.world.describe import describe, in_reading_order
+    from unirl_cli.data.shapes.describe import describe, in_reading_order
     from unirl_cli.world.lm_stage import build_truthful_scenes, tokenised_scenes
-    from unirl_cli.world.render import render_scene
+    from unirl_cli.data.shapes.render import render_scene
 
     pool = reading_pool(settings.scope)
     tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0]
@@ -119,7 +119,7 @@ def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None]
     `settings.minutes`; returns (steps, seconds, loss history)."""
     from unirl_cli.world.lm_stage import (CAPTION_PHASES, LmStage, build_caption_scenes, build_scenes,
                                           train_language_model)
-    from unirl_cli.world.prompts import train_prompts
+    from unirl_cli.data.shapes.prompts import train_prompts
 
     check_reading_settings(settings)
     check_shapes_model(model)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.world.spec import IMAGE_SIZE
+from unirl_cli.data.shapes.spec import IMAGE_SIZE
 from unirl_cli.world.vq_train import NUM_PATCH_KINDS, labelled_crops
 
 

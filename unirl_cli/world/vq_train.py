@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unirl_cli.world.render import SceneObject, draw_scene, random_scene
-from unirl_cli.world.spec import BACKGROUND, CELL_SIZE, COLOR_NAMES, GRID_SIZE, IMAGE_SIZE, SHAPES
+from unirl_cli.data.shapes.render import SceneObject, draw_scene, random_scene
+from unirl_cli.data.shapes.spec import BACKGROUND, CELL_SIZE, COLOR_NAMES, GRID_SIZE, IMAGE_SIZE, SHAPES, TOKEN_PATCH
 
-PATCH = 8
+PATCH = TOKEN_PATCH
 PATCHES_PER_SIDE = IMAGE_SIZE // PATCH
 NUM_PATCH_KINDS = 1 + len(SHAPES) * len(COLOR_NAMES) * 4
 FOREGROUND_WEIGHT = 9.0

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from unirl_cli.config import save_config
 from unirl_cli.errors import UnirlError
 from unirl_cli.eval.geneval.config import EvalGenevalConfig
-from unirl_cli.eval.geneval.suites import get_suite
+from unirl_cli.eval.suites import get_suite
 from unirl_cli.fileio import write_json_atomic
 
 # A reporter opens a progress bar: reporter(description, total) -> advance(n).

@@ -41,7 +41,7 @@ def make_detector_reward(detector_path: Optional[str] = None, clip_path: Optiona
     Missing weights raise a `UnirlError` naming `unirl download geneval-models`. Images may be any size; the
     metadata records are GenEval's (`tag`, `include`, optional `exclude`).
     """
-    from unirl_cli.eval.geneval.suites import get_suite
+    from unirl_cli.eval.suites import get_suite
 
     config = EvalGenevalConfig(detector_path=detector_path, clip_path=clip_path, eval_device=device,
                                eval_batch_size=batch_size, suite=suite, thresholds=thresholds or GenevalThresholds())

@@ -1,8 +1,8 @@
 """Prompt suites: a list of GenEval-style prompt records plus the models that judge images of them.
 
 A suite's judge detects objects (`Detection`s, any detector) and names the colours of detections the scorer
-asks about; the GenEval scoring rules then apply unchanged. "geneval" is the official benchmark; other suites
-register themselves with `register_suite` (e.g. a synthetic "shapes" suite with a rule-based detector).
+asks about; the GenEval scoring rules then apply unchanged. `GENEVAL_SUITE` is the official benchmark; the
+registry of every suite (with the shapes world's, `eval.shapes.suite`) is `unirl_cli.eval.suites`.
 """
 
 from __future__ import annotations
@@ -85,26 +85,5 @@ def _geneval_metadata() -> list[dict]:
     return geneval_metadata()
 
 
-SUITES: dict[str, Suite] = {}
-# Suites defined elsewhere: name -> module that calls `register_suite` on import (imported on first use).
-SUITE_MODULES: dict[str, str] = {"shapes": "unirl_cli.world.suite"}
-
-
-def register_suite(suite: Suite) -> None:
-    """Make `suite` selectable as `suite=NAME`."""
-    SUITES[suite.name] = suite
-
-
-def get_suite(name: str) -> Suite:
-    """The registered suite `name`, or a `UnirlError` listing the known ones."""
-    if name not in SUITES and name in SUITE_MODULES:
-        import importlib
-
-        importlib.import_module(SUITE_MODULES[name])
-    if name not in SUITES:
-        raise UnirlError(f"suite '{name}' is not known; known suites: {', '.join(sorted(set(SUITES) | set(SUITE_MODULES)))}")
-    return SUITES[name]
-
-
-register_suite(Suite("geneval", "GenEval's 553 prompts, Mask2Former detector and CLIP colours (Ghosh et al. 2023)",
-                     _geneval_metadata, build_geneval_judge, check_geneval_weights))
+GENEVAL_SUITE = Suite("geneval", "GenEval's 553 prompts, Mask2Former detector and CLIP colours (Ghosh et al. 2023)",
+                      _geneval_metadata, build_geneval_judge, check_geneval_weights)

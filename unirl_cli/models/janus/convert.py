@@ -4,7 +4,8 @@ DeepSeek's `MultiModalityCausalLM` stores `language_model.model.*`, a timm SigLI
 (fused qkv), `aligner`, the VQGAN `gen_vision_model`, `gen_embed`, `gen_aligner` and `gen_head`. The key
 renames below were worked out from transformers' conversion script and both module trees; sizes the
 original config leaves implicit (the SigLIP width, the VQGAN channels) are read from the weight shapes.
-`build_tiny_deepseek_janus` writes the inverse, so the conversion is tested offline.
+`original_state_dict` is the inverse mapping (`tiny.build_tiny_deepseek_janus` uses it), so the conversion
+is tested offline.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import torch
 
 from unirl_cli.errors import UnirlError
 from unirl_cli.fileio import atomic_path, write_json_atomic
-from unirl_cli.models.janus import tiny as janus_tiny
-from unirl_cli.models.janus.formats import CHAT_FORMATS
+from unirl_cli.models.janus.config import build_janus_processor, set_janus_generation_config
+from unirl_cli.models.janus.formats import (BOI_TOKEN, BOS_TOKEN, CHAT_FORMATS, EOI_TOKEN, EOS_TOKEN, IMAGE_TOKEN,
+                                           PAD_TOKEN)
 
 # (original pattern, transformers replacement), applied in order to each key; first match of each rule.
 _KEY_RULES = [
@@ -106,7 +108,7 @@ def _count(state: dict, prefix_pattern: str) -> int:
 
 def janus_config_from_original(config: dict, state: dict[str, torch.Tensor], tokenizer):
     """A JanusConfig for the converted weights (`state` is already in transformers' layout)."""
-    from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
+    from unirl_cli.models.janus.config import build_janus_config
 
     language = config["language_config"]
     hidden = state["model.language_model.embed_tokens.weight"].shape[1]
@@ -114,15 +116,13 @@ def janus_config_from_original(config: dict, state: dict[str, torch.Tensor], tok
                                                         state["model.language_model.embed_tokens.weight"])
     text_keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                  "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta")
-    text_config = LlamaConfig(**{k: language[k] for k in text_keys if k in language}, tie_word_embeddings=tied,
-                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                              pad_token_id=tokenizer.pad_token_id)
+    text = {k: language[k] for k in text_keys if k in language}
     vision_params = config["vision_config"].get("params", {})
     positions, width = state["model.vision_model.embeddings.position_embedding.weight"].shape
     patch_size = state["model.vision_model.embeddings.patch_embedding.weight"].shape[-1]
     image_size = vision_params.get("image_size", int(round(positions ** 0.5)) * patch_size)
     mlp_width = state["model.vision_model.encoder.layers.0.mlp.fc1.weight"].shape[0]
-    vision_config = JanusVisionConfig(
+    vision = dict(
         hidden_size=width, num_hidden_layers=_count(state, r"model\.vision_model\.encoder\.layers\.(\d+)\."),
         num_attention_heads=vision_params.get("num_heads", width // 64),  # SigLIP uses 64-wide heads
         mlp_ratio=mlp_width / width, image_size=image_size, patch_size=patch_size, projection_dim=hidden,
@@ -130,7 +130,7 @@ def janus_config_from_original(config: dict, state: dict[str, torch.Tensor], tok
     base_channels = state["model.vqmodel.encoder.conv_in.weight"].shape[0]
     levels = _count(state, r"model\.vqmodel\.encoder\.down\.(\d+)\.")
     codebook = state["model.vqmodel.quantize.embedding.weight"]
-    vq_config = JanusVQVAEConfig(
+    vq = dict(
         embed_dim=codebook.shape[1], num_embeddings=codebook.shape[0], base_channels=base_channels,
         latent_channels=state["model.vqmodel.encoder.conv_out.weight"].shape[0],
         channel_multiplier=[state[f"model.vqmodel.encoder.down.{i}.block.0.conv1.weight"].shape[0] // base_channels
@@ -138,8 +138,7 @@ def janus_config_from_original(config: dict, state: dict[str, torch.Tensor], tok
         num_res_blocks=_count(state, r"model\.vqmodel\.encoder\.down\.0\.block\.(\d+)\."),
         projection_dim=state["model.generation_head.proj_out.weight"].shape[0], image_token_embed_dim=hidden,
         num_hidden_layers=_count(state, r"model\.generation_aligner\.hidden_layers\.(\d+)\.") + 1)
-    return JanusConfig(text_config=text_config, vision_config=vision_config, vq_config=vq_config,
-                       image_token_id=tokenizer.convert_tokens_to_ids(janus_tiny.IMAGE_TOKEN), tie_word_embeddings=tied)
+    return build_janus_config(tokenizer, text, vision, vq, tie_word_embeddings=tied)
 
 
 def load_original_tokenizer(src_dir: Path):
@@ -154,9 +153,9 @@ def load_original_tokenizer(src_dir: Path):
     special = json.loads(special_map_file.read_text()) if special_map_file.is_file() else {}
     backend = Tokenizer.from_file(str(tokenizer_file))
     named = {name: _token_text(special.get(f"{name}_token"), default)
-             for name, default in (("bos", janus_tiny.BOS_TOKEN), ("eos", janus_tiny.EOS_TOKEN),
-                                   ("pad", janus_tiny.PAD_TOKEN))}
-    missing = [t for t in [*named.values(), janus_tiny.IMAGE_TOKEN, janus_tiny.BOI_TOKEN, janus_tiny.EOI_TOKEN]
+             for name, default in (("bos", BOS_TOKEN), ("eos", EOS_TOKEN),
+                                   ("pad", PAD_TOKEN))}
+    missing = [t for t in [*named.values(), IMAGE_TOKEN, BOI_TOKEN, EOI_TOKEN]
                if backend.token_to_id(t) is None]
     if missing:
         raise UnirlError(f"tokenizer in '{src_dir}' lacks Janus tokens {missing}; this is not a Janus checkpoint")
@@ -166,8 +165,8 @@ def load_original_tokenizer(src_dir: Path):
             special_tokens=[(named["bos"], backend.token_to_id(named["bos"]))])
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=named["bos"], eos_token=named["eos"], pad_token=named["pad"],
-        extra_special_tokens={"image_token": janus_tiny.IMAGE_TOKEN, "boi_token": janus_tiny.BOI_TOKEN,
-                              "eoi_token": janus_tiny.EOI_TOKEN},
+        extra_special_tokens={"image_token": IMAGE_TOKEN, "boi_token": BOI_TOKEN,
+                              "eoi_token": EOI_TOKEN},
         padding_side="left", model_max_length=16384)
 
 
@@ -209,10 +208,10 @@ def convert_deepseek_janus(src_dir: str | Path, out_dir: str | Path, chat_format
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
-    janus_tiny.set_janus_generation_config(skeleton, tokenizer)
+    set_janus_generation_config(skeleton, tokenizer)
     skeleton.generation_config.save_pretrained(out_dir)
     # DeepSeek's VLChatProcessor puts its system prompt before every understanding conversation.
-    processor = janus_tiny.build_janus_processor(tokenizer, config.vision_config.image_size,
+    processor = build_janus_processor(tokenizer, config.vision_config.image_size,
                                                  roles=CHAT_FORMATS[chat_format], use_default_system_prompt=True)
     _apply_preprocessor_config(processor, src_dir / "preprocessor_config.json")
     processor.save_pretrained(out_dir)
@@ -288,66 +287,3 @@ def _original_key(key: str) -> str:
             key = key.replace(".self_attn.projection_layer.", ".attn.proj.").replace(".self_attn.", ".attn.")
             return re.sub(r"\.layer_norm([12])\.", r".norm\1.", key)
     raise UnirlError(f"no DeepSeek name for transformers key '{key}'")
-
-
-def build_tiny_deepseek_janus(out_dir: str | Path, source_dir: str | Path | None = None,
-                              untie_lm_head: bool = False) -> Path:
-    """Write a tiny Janus in DeepSeek's original layout (config.json, pytorch_model.bin, tokenizer files).
-
-    It is the transformers-format tiny model in `source_dir` (built by `build_tiny_janus` when None)
-    run backwards through the key mapping; `untie_lm_head` stores a separate, perturbed lm_head as
-    DeepSeek-LLM checkpoints do.
-    """
-    from safetensors.torch import load_file
-    from transformers import AutoProcessor, JanusConfig
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if source_dir is None:
-        source_dir = janus_tiny.build_tiny_janus(out_dir / "transformers_source")
-    source_dir = Path(source_dir)
-    config = JanusConfig.from_pretrained(source_dir)
-    hf_state = load_file(source_dir / "model.safetensors")
-    embed = hf_state["model.language_model.embed_tokens.weight"]
-    hf_state["lm_head.weight"] = embed + 0.01 * torch.randn_like(embed) if untie_lm_head else embed.clone()
-    with atomic_path(out_dir / "pytorch_model.bin") as tmp:
-        torch.save(original_state_dict(hf_state), tmp)
-    write_json_atomic(out_dir / "config.json", _original_config(config))
-    tokenizer = AutoProcessor.from_pretrained(source_dir).tokenizer
-    tokenizer.backend_tokenizer.save(str(out_dir / "tokenizer.json"))
-    write_json_atomic(out_dir / "special_tokens_map.json", {
-        "bos_token": janus_tiny.BOS_TOKEN, "eos_token": janus_tiny.EOS_TOKEN, "pad_token": janus_tiny.PAD_TOKEN,
-        "additional_special_tokens": [janus_tiny.IMAGE_TOKEN, janus_tiny.BOI_TOKEN, janus_tiny.EOI_TOKEN]})
-    write_json_atomic(out_dir / "tokenizer_config.json",
-                      {"model_max_length": 16384, "tokenizer_class": "LlamaTokenizerFast"})
-    write_json_atomic(out_dir / "preprocessor_config.json", {
-        "image_size": config.vision_config.image_size, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
-        "min_size": 14, "do_normalize": True, "rescale_factor": 1 / 255, "image_processor_type": "VLMImageProcessor"})
-    return out_dir
-
-
-def _original_config(config) -> dict:
-    """DeepSeek's config.json for `config` (the fields the conversion reads; Janus-1.3B's structure)."""
-    text, vision, vq = config.text_config, config.vision_config, config.vq_config
-    return {
-        "model_type": "multi_modality", "architectures": ["MultiModalityCausalLM"],
-        "language_config": {"model_type": "llama", "vocab_size": text.vocab_size, "hidden_size": text.hidden_size,
-                            "intermediate_size": text.intermediate_size, "num_hidden_layers": text.num_hidden_layers,
-                            "num_attention_heads": text.num_attention_heads,
-                            "num_key_value_heads": text.num_key_value_heads,
-                            "max_position_embeddings": text.max_position_embeddings},
-        "vision_config": {"cls": "CLIPVisionTower", "model_type": "vision",
-                          "params": {"image_size": vision.image_size, "model_name": "siglip_tiny",
-                                     "num_heads": vision.num_attention_heads, "select_layer": -1}},
-        "aligner_config": {"cls": "MlpProjector", "model_type": "aligner",
-                           "params": {"depth": vision.depth, "input_dim": vision.hidden_size,
-                                      "n_embed": vision.projection_dim, "projector_type": "mlp_gelu"}},
-        "gen_vision_config": {"cls": "VQ-16", "model_type": "gen_vision",
-                              "params": {"image_token_size": vq.num_embeddings, "n_embed": vq.embed_dim}},
-        "gen_aligner_config": {"cls": "MlpProjector", "model_type": "gen_aligner",
-                               "params": {"depth": vq.num_hidden_layers, "input_dim": vq.embed_dim,
-                                          "n_embed": vq.projection_dim, "projector_type": "mlp_gelu"}},
-        "gen_head_config": {"cls": "vision_head", "model_type": "gen_head",
-                            "params": {"image_token_embed": vq.projection_dim, "image_token_size": vq.num_embeddings,
-                                       "n_embed": vq.image_token_embed_dim}},
-    }

@@ -1,4 +1,4 @@
-"""The engine behind `unirl generate` and `unirl understand`: model-agnostic, files written atomically."""
+"""Generation and understanding to files for `unirl generate` and `unirl understand` (model-agnostic, atomic)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from unirl_cli.data.qa import answer_for, count_phrase, question_for
 from unirl_cli.data.vocab import with_article
-from unirl_cli.world.render import RELATION_STEPS, SceneObject, random_scene
+from unirl_cli.data.shapes.render import RELATION_STEPS, SceneObject, random_scene
 
 MAX_SAME_CLASS = 4  # the mini's tokenizer knows number words up to four
 
@@ -109,7 +109,7 @@ def scene_records(objects: Sequence[SceneObject]) -> list[dict]:
 
 @lru_cache(maxsize=1)
 def _eval_scene_keys() -> frozenset[str]:
-    from unirl_cli.world.prompts import eval_prompts, scene_key
+    from unirl_cli.data.shapes.prompts import eval_prompts, scene_key
 
     return frozenset(scene_key(record) for record in eval_prompts())
 
@@ -118,7 +118,7 @@ def is_eval_scene(objects: Sequence[SceneObject], tag: str) -> bool:
     """True when `objects` is a correct scene for an evaluation prompt of `tag`: the same rule as the
     understanding pool (`prompts.understanding_prompts`), which is disjoint from evaluation scenes tag by tag.
     Single objects are never excluded (all six are evaluation prompts; reading one shape stays allowed)."""
-    from unirl_cli.world.prompts import scene_key
+    from unirl_cli.data.shapes.prompts import scene_key
 
     keys = _eval_scene_keys()
     return any(scene_key(record) in keys for record in scene_records(objects) if record["tag"] == tag)

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 from PIL import Image, ImageDraw
 
 from unirl_cli.errors import UnirlError
-from unirl_cli.world.spec import BACKGROUND, COLOR_NAMES, COLORS, GRID_SIZE, IMAGE_SIZE, SHAPES, cell_box
+from unirl_cli.data.shapes.spec import BACKGROUND, COLOR_NAMES, COLORS, GRID_SIZE, IMAGE_SIZE, SHAPES, cell_box
 
 SUPERSAMPLE = 8
 # Where a relation puts the subject's cell relative to its target's: (row step, column step).

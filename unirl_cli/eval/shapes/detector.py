@@ -16,7 +16,7 @@ from PIL import Image
 
 from unirl_cli.eval.geneval.detections import Detection
 from unirl_cli.errors import UnirlError
-from unirl_cli.world.spec import BACKGROUND, COLOR_NAMES, COLORS, IMAGE_SIZE, OBJECT_SIZE, SHAPES
+from unirl_cli.data.shapes.spec import BACKGROUND, COLOR_NAMES, COLORS, IMAGE_SIZE, OBJECT_SIZE, SHAPES
 
 MIN_AREA = 25  # pixels; about half a token patch: smaller specks are noise, not objects
 FOREGROUND_ALPHA = 0.5
@@ -90,7 +90,7 @@ def shape_templates() -> dict[str, np.ndarray]:
     """Per shape, (blurs, WINDOW*WINDOW) standardised coverage windows of the shape as the renderer draws it."""
     from PIL import ImageFilter
 
-    from unirl_cli.world.render import SceneObject, draw_scene
+    from unirl_cli.data.shapes.render import SceneObject, draw_scene
 
     templates = {}
     for shape in SHAPES:

@@ -17,7 +17,7 @@ from typing import Mapping
 from unirl_cli.data.prompts import generate_prompts, validate_record
 from unirl_cli.data.qa import with_question_answer
 from unirl_cli.data.vocab import INVERSE_RELATION, Vocabulary, custom_vocabulary, with_article
-from unirl_cli.world.spec import COLOR_NAMES, SHAPES
+from unirl_cli.data.shapes.spec import COLOR_NAMES, SHAPES
 
 EVAL_FILE = "evaluation_metadata.jsonl"
 TRAIN_FILE = "train_prompts.jsonl"

@@ -34,6 +34,9 @@ GRID_SIZE = 4
 CELL_SIZE = IMAGE_SIZE // GRID_SIZE
 OBJECT_SIZE = 14
 MAX_OBJECTS = GRID_SIZE * GRID_SIZE
+# The minis' image tokens: 8 px patches, so an object is 2 x 2 tokens and a scene 8 x 8 = 64.
+TOKEN_PATCH = 8
+NUM_IMAGE_TOKENS = (IMAGE_SIZE // TOKEN_PATCH) ** 2
 
 
 def cell_box(row: int, col: int) -> tuple[int, int, int, int]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from unirl_cli.world.mini import tokenizer_corpus
-from unirl_cli.world.spec import IMAGE_SIZE
+from unirl_cli.data.shapes.corpus import world_sentences
+from unirl_cli.data.shapes.spec import IMAGE_SIZE, TOKEN_PATCH
 
-PATCH_SIZE = 8
-GRID_SIDE = IMAGE_SIZE // PATCH_SIZE
+GRID_SIDE = IMAGE_SIZE // TOKEN_PATCH
 CODEBOOK_BITS = 8  # 256 codes for the world's 241 patch kinds
 HIDDEN_SIZE = 128
 NUM_LAYERS = 4
@@ -50,7 +49,7 @@ def build_untrained_mini_showo(seed: int = 0):
     from unirl_cli.models.showo.prompting import add_showo_tokens
     from unirl_cli.models.showo.tiny import build_text_tokenizer, random_phi, tiny_phi_config
 
-    tokenizer = build_text_tokenizer(TEXT_VOCAB, corpus=tokenizer_corpus(SHOWO_MARKERS))
+    tokenizer = build_text_tokenizer(TEXT_VOCAB, corpus=world_sentences(SHOWO_MARKERS))
     llm_vocab_size = len(tokenizer)
     add_showo_tokens(tokenizer)
     codebook_size = 2 ** CODEBOOK_BITS
