@@ -20,7 +20,7 @@ app.add_typer(world_app, name="world")
 
 @world_app.command("pretrain")
 def pretrain(
-    out: Path = typer.Option(Path("outputs/mini"), "--out", "-o", help="Folder to write the trained model to."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write the trained model to (default: outputs/mini or outputs/mini-showo)."),
     family: str = typer.Option("janus", "--family", help="janus (builds `mini`) or showo (builds `mini-showo`)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget of the first stages (image tokenizer, Janus's encoder, LM, reading, truthful reading, captions); default: janus 62, showo 40."),
     reading_minutes: Optional[float] = typer.Option(None, "--reading-minutes", help="Budget of the focused reading stage, answers in the prompt's order (0 skips it); default: janus 12, showo 6."),
@@ -36,6 +36,8 @@ def pretrain(
 
     if family not in FAMILIES:
         raise UnirlError(f"--family must be one of {', '.join(FAMILIES)}, got '{family}'")
+    name = "mini-showo" if family == "showo" else "mini"
+    out = out or Path("outputs") / name
     check_new_folder(out)
     check_positive("minutes", minutes)
     check_positive("num_scenes", num_scenes)
@@ -59,7 +61,7 @@ def pretrain(
                        reading_order=replace(defaults.reading_order, minutes=_or(order_minutes, defaults.reading_order.minutes)))
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
     stages = "; ".join(record.summary() for record in report.stages)
-    stdout.print(f"{'mini-showo' if family == 'showo' else 'mini'} model written to {out}: {stages}")
+    stdout.print(f"{name} model written to {out}: {stages}")
 
 
 def _or(value: Optional[float], default: float) -> float:
@@ -82,7 +84,7 @@ def _tag_weights(text: str) -> dict:
 @world_app.command("read")
 def read(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the continued model to."),
-    model: str = typer.Option("mini", "--model", "-m", help="Shapes-world model to continue: mini or a folder."),
+    model: str = typer.Option("mini", "--model", "-m", help="Shapes-world model to continue: mini, mini-showo or a folder."),
     minutes: float = typer.Option(10.0, "--minutes", help="Wall-clock budget of the stage."),
     scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
@@ -109,9 +111,9 @@ def read(
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    janus = load_model(model, device="cpu", dtype="float32")
-    steps, seconds, history = focused_reading(janus, settings, log=lambda line: console.print(line, highlight=False))
-    janus.save(str(out))
+    loaded = load_model(model, device="cpu", dtype="float32")
+    steps, seconds, history = focused_reading(loaded, settings, log=lambda line: console.print(line, highlight=False))
+    loaded.save(str(out))
     loss = f", answer loss {history[-1]['answer_loss']:.3f} (last 50 steps)" if history else ""
     stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope){loss}; "
                  f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
@@ -181,15 +183,15 @@ def improve(
         raise UnirlError(f"--method '{method}' is not one of grpo, sft")
     check_positive("steps", steps)
     check_positive("threads", threads)
-    import torch
-
-    from unirl_cli.eval.geneval.summary import compare_table
     from unirl_cli.resources import resolve_config
-    from unirl_cli.world.improve import run_improvement
-
     from unirl_cli.world.improve import default_recipe
 
     recipe = resolve_config(config_file or default_recipe(model, method), "train")
+    import torch
+
+    from unirl_cli.eval.geneval.summary import compare_table
+    from unirl_cli.world.improve import run_improvement
+
     torch.set_num_threads(threads)
     extra = [*(overrides or []), f"seed={seed}"] + ([f"steps={steps}"] if steps is not None else [])
     extra += [f"model={model}"] if model is not None else []
