@@ -130,3 +130,36 @@ def test_shipped_mini_showo_loads_by_name_and_reads_rendered_scenes():
     answers = model.answer_questions(images, [r["question"] for r in records], max_new_tokens=16)
     right = sum(a.strip().lower() == r["answer"].strip().lower() for a, r in zip(answers, records))
     assert right / len(records) > 0.5, list(zip(answers, [r["answer"] for r in records]))[:5]
+
+
+@pytest.mark.skipif(not _shipped(), reason="the mini-showo weights are not packaged in this checkout")
+def test_a_few_grpo_steps_change_mini_showo_and_write_a_checkpoint_generate_loads(tmp_path):
+    from safetensors.torch import load_file
+
+    from tests.test_cli import run_console_script
+    from unirl_cli.models.registry import packaged_model_dir
+
+    run = tmp_path / "run"
+    trained = run_console_script("train", "grpo", "--config", "mini-showo-grpo", "--out", str(run), "--steps", "2",
+                                 "prompts_per_step=2", "group_size=4", "log.live=false")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    checkpoint = run / "checkpoints" / "step-000002"
+    before = load_file(packaged_model_dir("mini-showo") / "model.safetensors")
+    after = load_file(checkpoint / "model.safetensors")
+    assert before.keys() == after.keys()
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert len(changed) > len(before) // 2, f"only {len(changed)} of {len(before)} tensors changed"
+    images = tmp_path / "images"
+    generated = run_console_script("generate", "a photo of a red circle", "--model", str(checkpoint), "--out",
+                                   str(images), "--seed", "1")
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    assert len(list(images.rglob("*.png"))) >= 1
+
+
+def test_world_improve_picks_the_recipe_of_the_model_family(tiny_showo_dir):
+    from unirl_cli.world.improve import default_recipe
+
+    assert default_recipe(None, "grpo") == "mini-grpo"
+    assert default_recipe("mini", "sft") == "mini-sft"
+    assert default_recipe("mini-showo", "grpo") == "mini-showo-grpo"
+    assert default_recipe(str(tiny_showo_dir), "sft") == "mini-showo-sft"
