@@ -15,14 +15,16 @@ import time
 from pathlib import Path
 
 
-def evaluate(model: str, guidance: float, steps: int | None, out: Path) -> tuple[dict, float]:
-    """Shapes-suite evaluation of `model` with guidance `guidance` (and `steps` MaskGIT steps); (summary, minutes)."""
+def evaluate(model: str, guidance: float, steps: int | None, temperature: float | None,
+             out: Path) -> tuple[dict, float]:
+    """Shapes-suite evaluation of `model` with guidance `guidance` (and `steps` MaskGIT steps, `temperature`:
+    Show-o's re-masking noise, Janus's token temperature); (summary, minutes)."""
     from unirl_cli.config import SamplingConfig
     from unirl_cli.eval.geneval.config import EvalGenevalConfig
     from unirl_cli.eval.geneval.pipeline import run_geneval, silent_reporter
     from unirl_cli.models.loading import load_model
 
-    sampling = SamplingConfig(guidance_scale=guidance, num_steps=steps)
+    sampling = SamplingConfig(guidance_scale=guidance, num_steps=steps, temperature=temperature)
     config = EvalGenevalConfig(model=model, out_dir=str(out), suite="shapes", understanding=True, seed=42,
                                batch_size=32, device="cpu", dtype="float32", sampling=sampling)
     started = time.time()
@@ -37,15 +39,19 @@ def main() -> None:
     parser.add_argument("--model", default="mini-showo")
     parser.add_argument("--guidance", nargs="+", type=float, default=[0.5, 1.0, 2.0])
     parser.add_argument("--steps", nargs="+", type=int, default=[None], help="MaskGIT steps (masked models only)")
+    parser.add_argument("--temperature", nargs="+", type=float, default=[None],
+                        help="Show-o: the re-masking (Gumbel) temperature; Janus: the token temperature")
     parser.add_argument("--out", type=Path, default=Path("outputs/mini_sampling"))
     args = parser.parse_args()
-    print("| guidance | steps | overall | QA acc. | imbalance | objects/image | minutes |")
-    print("|---|---|---|---|---|---|---|")
-    for guidance, steps in itertools.product(args.guidance, args.steps):
-        folder = args.out / f"{args.model.replace('/', '_')}-w{guidance}-s{steps or 'default'}"
-        summary, minutes = evaluate(args.model, guidance, steps, folder)
+    print("| guidance | steps | temperature | overall | QA acc. | imbalance | objects/image | minutes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for guidance, steps, temperature in itertools.product(args.guidance, args.steps, args.temperature):
+        name = f"w{guidance}-s{steps or 'default'}-t{'default' if temperature is None else temperature}"
+        folder = args.out / f"{args.model.replace('/', '_')}-{name}"
+        summary, minutes = evaluate(args.model, guidance, steps, temperature, folder)
         understanding = summary["understanding"]["overall"]
-        print(f"| {guidance} | {steps or 'default'} | {summary['overall']:.3f} | "
+        print(f"| {guidance} | {steps or 'default'} | {'default' if temperature is None else temperature} | "
+              f"{summary['overall']:.3f} | "
               f"{understanding['understanding_accuracy']:.3f} | {understanding['imbalance']:.3f} | "
               f"{objects_per_image(folder):.2f} | {minutes:.1f} |", flush=True)
 

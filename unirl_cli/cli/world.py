@@ -24,6 +24,7 @@ def pretrain(
     family: str = typer.Option("janus", "--family", help="janus (builds `mini`) or showo (builds `mini-showo`)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock budget of the first stages (image tokenizer, Janus's encoder, LM, reading, truthful reading, captions); default: janus 62, showo 40."),
     reading_minutes: Optional[float] = typer.Option(None, "--reading-minutes", help="Budget of the focused reading stage, answers in the prompt's order (0 skips it); default: janus 12, showo 6."),
+    decoder_minutes: Optional[float] = typer.Option(None, "--decoder-minutes", help="showo: budget of the last stage, the MAGVIT decoder alone (0 skips it; `unirl world decoder` runs it alone); default 6."),
     order_minutes: Optional[float] = typer.Option(None, "--order-minutes", help="Budget of the last stage, focused reading with answers in reading order (0 skips it; `unirl world read` runs it alone); default: janus 10, showo 6."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, scenes and batches."),
     num_scenes: int = typer.Option(3000, "--num-scenes", help="Rendered scenes per task (text-to-image, QA)."),
@@ -47,6 +48,9 @@ def pretrain(
     check_positive("threads", threads)
     check_positive("reading_minutes", reading_minutes, allow_zero=True)
     check_positive("order_minutes", order_minutes, allow_zero=True)
+    check_positive("decoder_minutes", decoder_minutes, allow_zero=True)
+    if decoder_minutes and family != "showo":
+        raise UnirlError("--decoder-minutes is a stage of mini-showo (--family showo); Janus's VQ decoder trains in stage 1")
     from dataclasses import replace
 
     import torch
@@ -57,6 +61,7 @@ def pretrain(
     defaults = showo_settings() if family == "showo" else PretrainSettings()
     settings = replace(defaults, seed=seed, num_scenes=num_scenes,
                        minutes=defaults.minutes if minutes is None else minutes,
+                       decoder_minutes=_or(decoder_minutes, defaults.decoder_minutes),
                        reading_focus=replace(defaults.reading_focus, minutes=_or(reading_minutes, defaults.reading_focus.minutes)),
                        reading_order=replace(defaults.reading_order, minutes=_or(order_minutes, defaults.reading_order.minutes)))
     report = pretrain_mini(out, settings, log=lambda line: console.print(line, highlight=False))
@@ -117,6 +122,39 @@ def read(
     loss = f", answer loss {history[-1]['answer_loss']:.3f} (last 50 steps)" if history else ""
     stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope){loss}; "
                  f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
+
+
+@world_app.command("decoder")
+def decoder(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the continued model to."),
+    model: str = typer.Option("mini-showo", "--model", "-m", help="Shapes-world Show-o to continue: mini-showo or a folder."),
+    minutes: float = typer.Option(6.0, "--minutes", help="Wall-clock budget of the stage."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the scenes."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
+) -> None:
+    """Train a shapes-world Show-o's MAGVIT decoder alone (the last stage of `unirl world pretrain --family showo`)."""
+    from unirl_cli.errors import UnirlError
+    from unirl_cli.fileio import check_new_folder
+
+    check_new_folder(out)
+    check_positive("minutes", minutes)
+    check_positive("threads", threads)
+    import torch
+
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.pretrain import decoder_stage
+    from unirl_cli.world.reading import check_shapes_model
+
+    torch.set_num_threads(threads)
+    loaded = load_model(model, device="cpu", dtype="float32")
+    check_shapes_model(loaded)
+    if loaded.family != "showo":
+        raise UnirlError(f"'{model}' is a {loaded.family} model; this stage trains a Show-o's MAGVIT decoder "
+                         f"(--model mini-showo or a folder holding one)")
+    record = decoder_stage(loaded, minutes, seed, log=lambda line: console.print(line, highlight=False))
+    loaded.save(str(out))
+    stdout.print(f"{model}: {record.summary()}; written to {out}")
+
 
 
 @world_app.command("render")

@@ -87,7 +87,7 @@ class PackagedModel:
 
 PACKAGED_MODELS = {
     "mini": PackagedModel("mini", "janus", "the shapes-world Janus trained from scratch (2.2M)"),
-    "mini-showo": PackagedModel("mini-showo", "showo", "the shapes-world Show-o trained from scratch (2.0M)"),
+    "mini-showo": PackagedModel("mini-showo", "showo", "the shapes-world Show-o trained from scratch (1.8M)"),
 }
 
 

@@ -74,6 +74,8 @@ class PretrainSettings:
         default_factory=lambda: ReadingSettings(minutes=12.0, seed=21, answer_order="prompt"))
     # The eighth stage: the same mix with answers naming objects in reading order (docs/shapes-world.md, finding 11).
     reading_order: ReadingSettings = field(default_factory=ReadingSettings)
+    # mini-showo's last stage: its MAGVIT decoder alone on whole scenes (0 skips it; Janus's VQ needs none).
+    decoder_minutes: float = 0.0
 
 
 FAMILIES = ("janus", "showo")
@@ -84,7 +86,7 @@ def showo_settings(**changes) -> PretrainSettings:
     shorter budget (measured: docs/shapes-world.md, 'mini-showo'); `changes` override any field."""
     defaults = dict(family="showo", minutes=40.0, vision_share=0.0, vq_share=0.1,
                     reading_focus=ReadingSettings(minutes=6.0, seed=21, answer_order="prompt"),
-                    reading_order=ReadingSettings(minutes=6.0))
+                    reading_order=ReadingSettings(minutes=6.0), decoder_minutes=6.0)
     return PretrainSettings(**{**defaults, **changes})
 
 
@@ -199,9 +201,23 @@ def pretrain_mini(out_dir: str | Path, settings: PretrainSettings | None = None,
     if settings.reading_order.minutes > 0:
         stage = replace(settings.reading_order, seed=settings.seed + settings.reading_order.seed)
         report.add("reading order", *focused_reading(model, stage, log, "reading order"), "answer_loss")
+    if settings.family == "showo" and settings.decoder_minutes > 0:
+        report.stages.append(decoder_stage(model, settings.decoder_minutes, settings.seed, log))
     model.save(str(out_dir))
     (Path(out_dir) / "pretrain_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+def decoder_stage(model, minutes: float, seed: int, log: Callable[[str], None]) -> StageRecord:
+    """Train a Show-o's MAGVIT decoder alone for `minutes` (`world.magvit_train.train_magvit_decoder`); its record."""
+    from unirl_cli.world.magvit_train import train_magvit_decoder
+
+    result = train_magvit_decoder(model.magvit, minutes * 60, seed=seed, log=log)
+    record = StageRecord("decoder", result.steps, result.seconds,
+                         {"reconstruction_loss": result.reconstruction_loss,
+                          "decoded_scene_accuracy": result.decoded_scene_accuracy})
+    log(record.summary())
+    return record
 
 
 def _tokenizer_stages(settings: PretrainSettings, report: PretrainReport, log: Callable[[str], None]):
