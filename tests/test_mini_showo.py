@@ -164,7 +164,7 @@ def test_a_few_grpo_steps_change_mini_showo_and_write_a_checkpoint_generate_load
 
     run = tmp_path / "run"
     trained = run_console_script("train", "grpo", "--config", "mini-showo-grpo", "--out", str(run), "--steps", "2",
-                                 "prompts_per_step=2", "group_size=4", "log.live=false")
+                                 "prompts_per_step=4", "group_size=4", "log.live=false")
     assert trained.returncode == 0, trained.stderr[-2000:]
     checkpoint = run / "checkpoints" / "step-000002"
     before = load_file(packaged_model_dir("mini-showo") / "model.safetensors")

@@ -145,12 +145,16 @@ def decoder(
     from unirl_cli.world.pretrain import decoder_stage
     from unirl_cli.world.reading import check_shapes_model
 
+    from unirl_cli.models.loading import resolve_model_dir
+    from unirl_cli.models.registry import detect_family
+
+    family = detect_family(resolve_model_dir(model, download=False))
+    if family != "showo":  # before any weights load, so the error is one line
+        raise UnirlError(f"'{model}' is a {family} model; this stage trains a Show-o's MAGVIT decoder "
+                         f"(--model mini-showo or a folder holding one)")
     torch.set_num_threads(threads)
     loaded = load_model(model, device="cpu", dtype="float32")
     check_shapes_model(loaded)
-    if loaded.family != "showo":
-        raise UnirlError(f"'{model}' is a {loaded.family} model; this stage trains a Show-o's MAGVIT decoder "
-                         f"(--model mini-showo or a folder holding one)")
     record = decoder_stage(loaded, minutes, seed, log=lambda line: console.print(line, highlight=False))
     loaded.save(str(out))
     stdout.print(f"{model}: {record.summary()}; written to {out}")
