@@ -107,7 +107,8 @@ def test_mini_recipes_load_for_the_shapes_world(recipe):
     from unirl_cli.train.config import TrainConfig
 
     config = load_config(TrainConfig, recipe)
-    assert config.model == "mini" and config.method == recipe.stem.rsplit("-", 1)[1]
+    model = "mini-showo" if recipe.stem.startswith("mini-showo") else "mini"
+    assert config.model == model and config.method == recipe.stem.rsplit("-", 1)[1]
     assert config.group_size >= 2
 
 

@@ -101,12 +101,15 @@ def test_focused_reading_trains_the_model_within_its_step_cap(untrained_mini):
     assert not untrained_mini.hf_model.training
 
 
-def test_reading_refuses_a_model_outside_the_shapes_world(tiny_janus):
+@pytest.mark.parametrize("fixture", ["tiny_janus", "tiny_showo"])
+def test_reading_refuses_a_model_outside_the_shapes_world(fixture, request):
     from unirl_cli.errors import UnirlError
     from unirl_cli.world.reading import focused_reading
 
-    with pytest.raises(UnirlError, match="shapes-world Janus"):
-        focused_reading(tiny_janus, ReadingSettings(num_scenes=4, max_steps=1), log=lambda _: None)
+    model = request.getfixturevalue(fixture)  # 64 px / 16 tokens and 32 px / 16 tokens: not the world's 64 tokens
+    with pytest.raises(UnirlError, match="a reading stage continues a shapes-world model .64 px, 64 image tokens.: "
+                                         "pass --model mini, --model mini-showo"):
+        focused_reading(model, ReadingSettings(num_scenes=4, max_steps=1), log=lambda _: None)
 
 
 def test_read_cli_refuses_bad_input_in_one_line(tmp_path):
