@@ -441,3 +441,22 @@ def test_step_chunks_count_the_answer_term_once(tiny_showo_dir, tmp_path):
                               grpo__answers_per_image=2, grpo__step_chunk=chunk)).metrics[0] for chunk in (0, 1)]
     assert rows[1]["answer_loss"] == pytest.approx(rows[0]["answer_loss"], rel=1e-5, abs=1e-7)
     assert rows[1]["loss"] == pytest.approx(rows[0]["loss"], rel=1e-5, abs=1e-7)
+
+
+def test_the_shapes_detector_is_a_reward_suite():
+    from unirl_cli.data.shapes.prompts import train_prompts
+    from unirl_cli.data.shapes.render import render_scene
+    from unirl_cli.train.config import RewardConfig
+    from unirl_cli.train.rewards import RolloutBatch, build_reward
+
+    reward = build_reward(RewardConfig(self_weight=0.0, detector_weight=1.0, detector_suite="shapes"))
+    assert reward.needs_images and not reward.needs_answers
+    two_objects = [r for r in train_prompts() if r["tag"] == "two_object"][:2]
+    counting = [r for r in train_prompts() if r["tag"] == "counting"][0]
+    images = [render_scene(record, seed=0)[0] for record in two_objects]
+    # Each render scores 1 against its own prompt; against a counting prompt (two or more of one shape) a
+    # two-object render, one of each, scores 0.
+    batch = RolloutBatch(records=two_objects + [counting], rollout=None, images=images + images[:1])
+    scores = reward(batch).tolist()
+    assert scores[:2] == [1.0, 1.0]
+    assert scores[2] == 0.0

@@ -86,7 +86,7 @@ class JudgeReward:
 
 
 class DetectorReward:
-    """GenEval's detector verdict on the decoded image (1/0, or the fraction of clauses met)."""
+    """The suite's detector verdict on the decoded image (1/0, or the fraction of clauses met)."""
 
     needs_answers = False
     needs_images = True
@@ -95,7 +95,7 @@ class DetectorReward:
         from unirl_cli.eval.geneval.reward import make_detector_reward
 
         self.score = make_detector_reward(config.detector_path, config.clip_path, device=device,
-                                          partial=config.detector_partial)
+                                          partial=config.detector_partial, suite=config.detector_suite)
 
     def __call__(self, batch: RolloutBatch) -> torch.Tensor:
         return torch.tensor(self.score(batch.images, batch.records), dtype=torch.float32)
