@@ -41,3 +41,29 @@ def test_full_size_quick_builds_and_loads_the_real_architectures(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "janus-pro-1b parameters: 2.077 B" in done.stdout
     assert "| janus-pro-1b | one forward (prompt) |" in done.stdout and "| showo-512 | load (the download path) |" in done.stdout
+
+
+def test_reward_agreement_scores_a_shipped_mini_both_ways(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "reward_agreement.py"), "--model", "mini-showo",
+                           "--prompts-per-tag", "1", "--group-size", "2"],
+                          capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| tag | prompts | self reward | detector |")
+    assert len(rows) == 1 + 5 + 1 and rows[-1].startswith("| all | 5 |")  # header, five tags in the training file, all
+
+
+def test_within_group_correlation_follows_the_groups_not_their_means():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from reward_agreement import within_group_correlation
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import torch
+
+    first = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    assert within_group_correlation(first, first) == pytest.approx(1.0)
+    assert within_group_correlation(first, 1 - first) == pytest.approx(-1.0)
+    # Shifting a whole group changes nothing GRPO sees: its advantages are within the group.
+    assert within_group_correlation(first, first + torch.tensor([[5.0], [-3.0]])) == pytest.approx(1.0)
+    assert within_group_correlation(first, torch.ones_like(first)) != within_group_correlation(first, torch.ones_like(first))
