@@ -8,6 +8,12 @@ detector (the evaluation's verdict). Prints per tag: both mean rewards, precisio
 reward 1), recall (self reward 1 | detector right), the fraction of groups whose self-reward has spread, and
 the within-group correlation of the two rewards, which is what GRPO's advantages follow: near 0, a step
 pushes toward images the detector does not prefer.
+
+Then, for the same rollouts, what the grids hold (a shapes-world code is a patch kind, so a grid parses exactly):
+complete objects and fragment patches per image, objects the detector finds, and how often the two rewards agree
+on grids without and with fragments; and the gap between the sampler's log-probs and the conditional branch's
+(per token), which the conditional-branch GRPO update is off by. `--reencode` has the model read its decoded images
+encoded again instead of the codes it generated.
 """
 
 from __future__ import annotations
@@ -25,15 +31,15 @@ def within_group_correlation(first: torch.Tensor, second: torch.Tensor) -> float
     return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
 
 
-def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_steps: int | None,
-                    seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(self rewards, detector rewards), each (len(records), group_size)."""
+def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_steps: int | None, seed: int,
+                    reencode: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(self rewards, detector rewards), each (len(records), group_size), and the grid statistics."""
     from unirl_cli.config import SamplingConfig
     from unirl_cli.models.loading import load_model
     from unirl_cli.train.config import RewardConfig
     from unirl_cli.train.prompts import image_seed
     from unirl_cli.train.rewards import DetectorReward, SelfAnswerReward
-    from unirl_cli.train.rollout import StepTimer, collect_experience
+    from unirl_cli.train.rollout import StepTimer, answer_images, collect_experience
 
     model = load_model(model_name, device="cpu", dtype="float32")
     sampling = model.resolve_sampling(SamplingConfig(num_steps=num_steps))
@@ -41,8 +47,35 @@ def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_s
     batch, self_rewards = collect_experience(model, records, group_size, seeds, sampling,
                                              SelfAnswerReward(vocabulary="shapes"), 16, 32, StepTimer())
     batch.images = model.decode_images(batch.rollout.image_tokens)
+    if reencode:
+        codes = model.encode_images(batch.images)
+        batch.answers = answer_images(model, codes, [r["question"] for r in batch.records], 16, 32)
+        self_rewards = SelfAnswerReward(vocabulary="shapes")(batch)
     detector = DetectorReward(RewardConfig(detector_suite="shapes"))(batch)
-    return self_rewards.view(-1, group_size), detector.view(-1, group_size)
+    stats = grid_statistics(model, batch, self_rewards, detector)
+    return self_rewards.view(-1, group_size), detector.view(-1, group_size), stats
+
+
+def grid_statistics(model, batch, self_rewards: torch.Tensor, detector: torch.Tensor) -> dict:
+    """Per image means of complete objects, fragment patches and detections; agreement on clean/fragment grids;
+    mean |sampler - conditional| log-prob per image token."""
+    from unirl_cli.eval.shapes.detector import detect_objects
+    from unirl_cli.world.vq_train import count_objects_and_fragments
+
+    parsed = [count_objects_and_fragments(codes) for codes in batch.rollout.image_tokens]
+    fragments = torch.tensor([count for _, count in parsed])
+    agree = self_rewards == detector
+    with torch.no_grad():
+        sampler = model.image_logprobs(batch.rollout).sum(dim=1)
+        conditional = model.image_logprobs(batch.rollout, guidance_scale=model.no_guidance_scale).sum(dim=1)
+    return {"complete objects/image": sum(objects for objects, _ in parsed) / len(parsed),
+            "fragment patches/image": float(fragments.float().mean()),
+            "detected objects/image": sum(len(detect_objects(image)) for image in batch.images) / len(parsed),
+            "grids without fragments": float((fragments == 0).float().mean()),
+            "rewards agree, clean grids": float(agree[fragments == 0].float().mean()),
+            "rewards agree, grids with fragments": float(agree[fragments > 0].float().mean()),
+            "log-prob gap, sampler vs conditional, per token": float((sampler - conditional).abs().mean())
+            / model.num_image_tokens}
 
 
 def agreement_row(name: str, self_rewards: torch.Tensor, detector: torch.Tensor) -> str:
@@ -68,12 +101,14 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=None, help="MaskGIT steps (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reencode", action="store_true", help="read the decoded images encoded again")
     args = parser.parse_args()
 
     records = load_training_prompts(PromptsConfig(file=args.prompts, balance_tags=False))
     chosen = [r for tag in TAGS for r in [x for x in records if x["tag"] == tag][:args.prompts_per_tag]]
     started = time.time()
-    self_rewards, detector = rollout_rewards(args.model, chosen, args.group_size, args.steps, args.seed)
+    self_rewards, detector, stats = rollout_rewards(args.model, chosen, args.group_size, args.steps, args.seed,
+                                                    args.reencode)
     tags = [r["tag"] for r in chosen]
     print(f"model {args.model}, {len(chosen)} prompts x {args.group_size} images, "
           f"steps {args.steps or 'default'}, {(time.time() - started) / 60:.1f} min")
@@ -84,6 +119,11 @@ def main() -> None:
         if rows.any():
             print(agreement_row(tag, self_rewards[rows], detector[rows]))
     print(agreement_row("all", self_rewards, detector))
+    print()
+    print("| grids | value |")
+    print("|---|---|")
+    for name, value in stats.items():
+        print(f"| {name} | {value:.3f} |")
 
 
 if __name__ == "__main__":

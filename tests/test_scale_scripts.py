@@ -67,3 +67,14 @@ def test_within_group_correlation_follows_the_groups_not_their_means():
     # Shifting a whole group changes nothing GRPO sees: its advantages are within the group.
     assert within_group_correlation(first, first + torch.tensor([[5.0], [-3.0]])) == pytest.approx(1.0)
     assert within_group_correlation(first, torch.ones_like(first)) != within_group_correlation(first, torch.ones_like(first))
+
+
+def test_reward_control_replays_a_recipes_first_steps(tmp_path):
+    out = tmp_path / "control.jsonl"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "reward_control.py"), "--config", "mini-showo-grpo",
+                           "--steps", "2", "--window", "1", "--out", str(out), "prompts_per_step=2", "group_size=2"],
+                          capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2] and all(0.0 <= row["reward/mean"] <= 1.0 for row in rows)
+    assert "| 2-2 |" in done.stdout

@@ -238,3 +238,20 @@ def test_language_model_stage_trains_the_understanding_path_at_its_own_rate():
     assert not any(moved[:num_encoder]) and any(moved[num_encoder:])
     train_language_model(model, scenes, scenes, LmStage("lm", 2, 2, 1e-3, 1, 60.0, 2), rng, log=lambda _: None)
     assert any(not torch.equal(old, new) for old, new in zip(before[:num_encoder], encoder.parameters()))
+
+
+def test_a_grid_of_patch_kinds_parses_back_into_objects_and_fragments():
+    import random
+
+    from unirl_cli.data.shapes.render import random_scene
+    from unirl_cli.world.vq_train import count_objects_and_fragments, patch_kinds
+
+    scene = random_scene(random.Random(3), max_objects=4)
+    kinds = patch_kinds(scene)
+    assert count_objects_and_fragments(kinds) == (len(scene), 0)
+    torn = kinds.clone()
+    background = (torn == 0).nonzero()[0]
+    torn[background[0], background[1]] = 5  # a stray quarter
+    occupied = (kinds > 0).nonzero()[0]
+    torn[occupied[0], occupied[1]] = 0  # one object loses a quarter: its other three are fragments now
+    assert count_objects_and_fragments(torn.view(-1)) == (len(scene) - 1, 1 + 3)

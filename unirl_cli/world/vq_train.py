@@ -57,6 +57,23 @@ def patch_kinds(objects: list[SceneObject]) -> torch.Tensor:
     return kinds
 
 
+def count_objects_and_fragments(kinds: torch.Tensor) -> tuple[int, int]:
+    """Parse a grid of patch kinds (64 or 8 x 8, e.g. a generated image's codes) the inverse way of `patch_kinds`:
+    (complete objects: the four quarters of one shape and colour in one cell, in place; fragment patches: every
+    other non-background patch)."""
+    grid = kinds.reshape(PATCHES_PER_SIDE, PATCHES_PER_SIDE).cpu()
+    per_cell, in_objects, objects = CELL_SIZE // PATCH, torch.zeros_like(grid, dtype=torch.bool), 0
+    for top in range(0, PATCHES_PER_SIDE, per_cell):
+        for left in range(0, PATCHES_PER_SIDE, per_cell):
+            block = grid[top:top + per_cell, left:left + per_cell].reshape(-1)
+            base = int(block[0]) - 1  # quarter 0 of some (shape, colour), if this cell holds an object
+            expected = torch.arange(1 + base, 1 + base + per_cell * per_cell)
+            if base >= 0 and base % (per_cell * per_cell) == 0 and torch.equal(block, expected):
+                objects += 1
+                in_objects[top:top + per_cell, left:left + per_cell] = True
+    return objects, int(((grid > 0) & (grid < NUM_PATCH_KINDS) & ~in_objects).sum())
+
+
 def labelled_crops(rng: random.Random, count: int, crop: int = 32,
                    max_objects: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels (count, 3, crop, crop), patch kinds (count, crop/8, crop/8)) of grid-aligned windows of busy scenes
