@@ -255,34 +255,3 @@ def test_a_grid_of_patch_kinds_parses_back_into_objects_and_fragments():
     occupied = (kinds > 0).nonzero()[0]
     torn[occupied[0], occupied[1]] = 0  # one object loses a quarter: its other three are fragments now
     assert count_objects_and_fragments(torn.view(-1)) == (len(scene) - 1, 1 + 3)
-
-
-def test_a_torn_grid_keeps_its_objects_and_scatters_lone_quarters():
-    import random
-
-    from unirl_cli.data.shapes.render import random_scene
-    from unirl_cli.world.vq_train import count_objects_and_fragments, patch_kinds, tear_grid
-
-    rng = random.Random(5)
-    for _ in range(20):
-        scene = random_scene(rng, max_objects=4)
-        kinds = patch_kinds(scene).view(-1)
-        torn = tear_grid(kinds, rng)
-        objects, fragments = count_objects_and_fragments(torn)
-        changed = (torn != kinds).nonzero().view(-1).tolist()
-        assert objects in (len(scene), len(scene) - 1) and 1 <= len(changed) <= 6 + 1
-        strays = [i for i in changed if kinds[i] == 0]
-        assert len(strays) == fragments - 3 * (len(scene) - objects)
-        cells = {(i // 8 // 2, i % 8 // 2) for i in strays}
-        assert len(cells) == len(strays)  # one lone quarter per empty cell at most
-
-
-def test_torn_reading_is_refused_for_a_model_that_reads_pixels():
-    import random
-
-    from unirl_cli.errors import UnirlError
-    from unirl_cli.models.loading import load_model
-    from unirl_cli.world.reading import torn_scenes
-
-    with pytest.raises(UnirlError, match="only a Show-o mini reads"):
-        torn_scenes(load_model("mini", device="cpu", dtype="float32"), [], 0.5, random.Random(0))

@@ -94,7 +94,6 @@ def read(
     scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
     truthful_share: float = typer.Option(0.2, "--truthful-share", help="Share of questions about random scenes, answered with what they show."),
-    torn_share: float = typer.Option(0.0, "--torn-share", help="Show-o minis: share of questions whose code grid carries stray quarters and a torn object, as MaskGIT samples do (answers unchanged)."),
     answer_order: str = typer.Option("reading", "--answer-order", help="How answers order the objects they name: reading (as the image shows them, top row first; the eighth pretraining stage) or prompt (as the prompt was written; the seventh)."),
     seed: int = typer.Option(22, "--seed", help="Seed of scenes and batches (the eighth pretraining stage's; the seventh's is 21)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
@@ -108,8 +107,7 @@ def read(
     from unirl_cli.world.reading import ReadingSettings, check_reading_settings
 
     settings = ReadingSettings(minutes=minutes, seed=seed, scope=scope, tag_weights=_tag_weights(weights),
-                               truthful_share=truthful_share, answer_order=answer_order,
-                               torn_share=torn_share)
+                               truthful_share=truthful_share, answer_order=answer_order)
     check_reading_settings(settings)
     import torch
 

@@ -49,7 +49,6 @@ class ReadingSettings:
     warmup_steps: int = 30
     max_steps: int = 100_000
     answer_order: str = "reading"
-    torn_share: float = 0.0  # of the question scenes: code grids with stray quarters and torn objects (Show-o)
 
 
 def check_reading_settings(settings: ReadingSettings) -> None:
@@ -65,8 +64,6 @@ def check_reading_settings(settings: ReadingSettings) -> None:
         raise UnirlError("reading weights must be >= 0 with at least one above 0, e.g. position=1")
     if not 0 <= settings.truthful_share <= 1:
         raise UnirlError(f"truthful share {settings.truthful_share} must lie in [0, 1]")
-    if not 0 <= settings.torn_share <= 1:
-        raise UnirlError(f"torn share {settings.torn_share} must lie in [0, 1]")
     if settings.answer_order not in ANSWER_ORDERS:
         raise UnirlError(f"answer order {settings.answer_order!r} is not one of {', '.join(ANSWER_ORDERS)}")
 
@@ -112,24 +109,8 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
         records = [{**r, "answer": describe(r["tag"], in_reading_order(objects))}
                    for r, (_, objects) in zip(records, renders)]
     scenes = tokenised_scenes(model, records, [image for image, _ in renders])
-    scenes += build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
-                                    reading_order=reading_order)
-    return torn_scenes(model, scenes, settings.torn_share, rng)
-
-
-def torn_scenes(model, scenes: list, share: float, rng: random.Random) -> list:
-    """`scenes` with a `share` of their code grids torn as MaskGIT samples are (`world.vq_train.tear_grid`),
-    answers unchanged. Only for models that read the codes they generate (Show-o); the scene's render is kept
-    for reference, the reader sees the torn codes."""
-    from dataclasses import replace
-
-    from unirl_cli.world.vq_train import tear_grid
-
-    if share <= 0:
-        return scenes
-    if model.family != "showo":
-        raise UnirlError("--torn-share tears code grids, which only a Show-o mini reads; the Janus mini reads pixels")
-    return [replace(scene, codes=tear_grid(scene.codes, rng)) if rng.random() < share else scene for scene in scenes]
+    return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
+                                          reading_order=reading_order)
 
 
 def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None] = print,

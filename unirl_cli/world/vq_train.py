@@ -74,24 +74,6 @@ def count_objects_and_fragments(kinds: torch.Tensor) -> tuple[int, int]:
     return objects, int(((grid > 0) & (grid < NUM_PATCH_KINDS) & ~in_objects).sum())
 
 
-def tear_grid(kinds: torch.Tensor, rng: random.Random, max_strays: int = 6, tear_share: float = 0.5) -> torch.Tensor:
-    """A copy of a patch-kind grid with the pieces a MaskGIT sample scatters: 1..`max_strays` lone quarters (any
-    shape, colour and quarter; at most one per empty cell), and with probability `tear_share` one object missing
-    one quarter. Measured on the shipped decoder, the detector reads a lone quarter as nothing (90%) and three
-    quarters as an object (93%), so the scene's description is unchanged."""
-    grid = kinds.reshape(PATCHES_PER_SIDE, PATCHES_PER_SIDE).clone()
-    per_cell = CELL_SIZE // PATCH
-    cells = [(top, left) for top in range(0, PATCHES_PER_SIDE, per_cell) for left in range(0, PATCHES_PER_SIDE, per_cell)]
-    empty = [cell for cell in cells if not grid[cell[0]:cell[0] + per_cell, cell[1]:cell[1] + per_cell].any()]
-    full = [cell for cell in cells if cell not in empty]
-    for top, left in rng.sample(empty, min(len(empty), rng.randint(1, max_strays))):
-        grid[top + rng.randrange(per_cell), left + rng.randrange(per_cell)] = rng.randrange(1, NUM_PATCH_KINDS)
-    if full and rng.random() < tear_share:
-        top, left = rng.choice(full)
-        grid[top + rng.randrange(per_cell), left + rng.randrange(per_cell)] = 0
-    return grid.reshape(kinds.shape)
-
-
 def labelled_crops(rng: random.Random, count: int, crop: int = 32,
                    max_objects: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels (count, 3, crop, crop), patch kinds (count, crop/8, crop/8)) of grid-aligned windows of busy scenes
