@@ -100,3 +100,29 @@ def test_kl_anchor_is_zero_at_the_start_and_grows_when_the_policy_moves(policy):
     with torch.no_grad():
         policy.hf_model.model.generation_head.vision_head.weight.mul_(1.5)
     assert float(end_to_end_objective(policy, micro)["kl"]) > 1e-3
+
+
+def test_pretraining_branch_is_the_masked_models_own_loss_on_the_kept_images(tiny_showo_dir):
+    """gen_branch=pretraining: Show-o's generation term is its masked-token training loss on the images kept
+    (weighted by their share of the step's kept images); nothing kept leaves a zero term that still reaches
+    the weights' graph."""
+    from dataclasses import replace
+
+    from unirl_cli.models.showo import ShowoModel
+    from unirl_cli.train.sft import filtered_objective
+
+    model = ShowoModel.load(str(tiny_showo_dir))
+    model.freeze_for_training(train_understanding=True)
+    rollout = model.generate_images([RECORDS[1]["prompt"]] * 2, [5, 6])
+    micro = sft_micro_batch(model, rollout, RECORDS[1], list(rollout.seeds))
+    micro = replace(micro, settings=replace(micro.settings, gen_pretraining_loss=True, und_weight=0.0,
+                                            generation_total=4.0), generation_weights=torch.tensor([1.0, 0.0]))
+    torch.manual_seed(0)
+    out = filtered_objective(model, micro)
+    torch.manual_seed(0)
+    expected = model.image_token_loss(rollout.prompts[:1], rollout.image_tokens[:1], torch.zeros(1, dtype=torch.bool))
+    torch.testing.assert_close(out["loss"], expected * 1 / 4)  # one kept image of the step's four
+    out["loss"].backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.hf_model.parameters())
+    nothing = replace(micro, generation_weights=torch.zeros(2))
+    assert float(filtered_objective(model, nothing)["loss"].detach()) == 0.0

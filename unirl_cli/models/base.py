@@ -206,8 +206,8 @@ class UnifiedModel(torch.nn.Module):
     def forward(self, task: str, *args: Any, **kwargs: Any) -> Any:
         """Dispatch to a differentiable entry point so DDP/FSDP wrappers see the call.
 
-        `task` is one of "image_logprobs", "image_logits", "answer_logprobs".
+        `task` is one of "image_logprobs", "image_logits", "answer_logprobs", "image_token_loss".
         """
-        if task not in ("image_logprobs", "image_logits", "answer_logprobs"):
+        if task not in ("image_logprobs", "image_logits", "answer_logprobs", "image_token_loss"):
             raise ValueError(f"unknown task {task!r}")
         return getattr(self, task)(*args, **kwargs)

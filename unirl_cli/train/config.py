@@ -92,7 +92,7 @@ class SFTConfig:
     und_on: Literal["all", "correct"] = option("all", "filtered mode: understanding NLL on all images or only correctly answered ones")
     straight_through: Literal["hard", "soft"] = option("hard", "end_to_end: understanding reads one-hot tokens (hard, gradient of the soft sample) or the soft sample itself")
     generator_grad: float = option(1.0, "end_to_end: scale of the answer loss's gradient that reaches the generator through the image tokens (0 = reader only)")
-    gen_branch: Literal["cfg", "cond"] = option("cfg", "filtered: generation NLL under the CFG-guided distribution the images were sampled from (cond: the conditional branch alone, which collapsed the shapes-world mini)")
+    gen_branch: Literal["cfg", "cond", "pretraining"] = option("cfg", "filtered: generation NLL under the CFG-guided distribution the images were sampled from (cond: the conditional branch alone, which collapsed the shapes-world mini; pretraining: the family's own training loss on them, Show-o's masked-token cross-entropy at a random mask ratio)")
     kl_beta: float = option(0.0, "weight of a k3 KL to the starting model on the image tokens (conditional branch); 0 = no anchor")
 
 

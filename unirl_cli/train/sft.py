@@ -71,6 +71,7 @@ class SFTSettings:
     soft_forward: bool = False
     generator_grad: float = 1.0
     gen_guidance: float | None = None  # None: the rollout's own CFG scale (gen_branch=cfg)
+    gen_pretraining_loss: bool = False  # gen_branch=pretraining: the family's training loss instead of the replay
     kl_beta: float = 0.0
     num_images: int = 1  # of the local batch, normalises the KL term
 
@@ -120,19 +121,38 @@ def filtered_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
     """Generation NLL on correctly answered images + understanding NLL on detached image tokens."""
     settings = micro.settings
     # Both terms are always in the graph (zero-weighted if need be) so DDP sees every parameter used.
-    gen_logprobs = policy("image_logprobs", micro.rollout, guidance_scale=settings.gen_guidance).float()
-    gen_nll = -gen_logprobs.mean(dim=1)
+    if settings.gen_pretraining_loss:
+        gen_term, gen_nll = _pretraining_loss_term(policy, micro)
+    else:
+        gen_logprobs = policy("image_logprobs", micro.rollout, guidance_scale=settings.gen_guidance).float()
+        # Per image token for every family: Janus scores one action per token, Show-o one per MaskGIT step (the
+        # sum of the ~N/T tokens it committed), so a mean over actions would weigh Show-o's term N/T times Janus's.
+        gen_nll = -gen_logprobs.sum(dim=1) / micro.rollout.image_tokens.shape[1]
+        gen_term = (micro.generation_weights * gen_nll).sum() / max(settings.generation_total, 1.0)
     scores = policy("answer_logprobs", micro.rollout.image_tokens, micro.questions, micro.answers)
     und_nll = answer_nll_per_image(scores)
-    loss = (settings.gen_weight * (micro.generation_weights * gen_nll).sum() / max(settings.generation_total, 1.0)
+    loss = (settings.gen_weight * gen_term
             + settings.und_weight * (micro.understanding_weights * und_nll).sum() / max(settings.understanding_total, 1.0))
-    anchor = gen_logprobs.new_zeros(())
+    anchor = und_nll.new_zeros(())
     if settings.kl_beta > 0:
-        conditional = (gen_logprobs if settings.gen_guidance == settings.no_guidance_scale else
+        reuse = not settings.gen_pretraining_loss and settings.gen_guidance == settings.no_guidance_scale
+        conditional = (gen_logprobs if reuse else
                        policy("image_logprobs", micro.rollout, guidance_scale=settings.no_guidance_scale).float())
         anchor = kl_anchor(micro, conditional)
     return {"loss": loss + anchor, "gen_nll": gen_nll.detach().mean(), "und_nll": und_nll.detach().mean(),
             "kl": anchor.detach(), "rows": len(micro.rollout)}
+
+
+def _pretraining_loss_term(policy: UnifiedModel, micro: SFTMicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(this micro-batch's share of the generation term, its mean loss): the family's training loss
+    (`image_token_loss`) on the images kept, weighted by their share of the step's kept images."""
+    kept = micro.generation_weights > 0
+    rows = kept if bool(kept.any()) else torch.ones_like(kept)  # nothing kept: a zero-weighted term for DDP
+    prompts = [prompt for prompt, keep in zip(micro.rollout.prompts, rows.tolist()) if keep]
+    tokens = micro.rollout.image_tokens[rows]
+    loss = policy("image_token_loss", prompts, tokens, torch.zeros(len(prompts), dtype=torch.bool)).float()
+    share = float(kept.sum()) / max(micro.settings.generation_total, 1.0)
+    return loss * share, loss.detach().expand(len(micro.rollout))
 
 
 def _reference_logprobs(ctx: RunContext, rollout: ImageRollout) -> torch.Tensor:
@@ -157,6 +177,7 @@ def sft_step(ctx: RunContext, records: list[dict], step: int, first_image_index:
                            config.sft.gen_weight, float(correct.sum()), float(und_weights.sum()), no_guidance,
                            soft_forward=config.sft.straight_through == "soft", generator_grad=config.sft.generator_grad,
                            gen_guidance=no_guidance if config.sft.gen_branch == "cond" else None,
+                           gen_pretraining_loss=config.sft.gen_branch == "pretraining",
                            kl_beta=config.sft.kl_beta, num_images=len(batch.rollout))
     rollout = batch.rollout.to(ctx.device)
     ref_logprobs = _reference_logprobs(ctx, rollout) if config.sft.kl_beta > 0 else None
