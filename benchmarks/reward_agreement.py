@@ -32,7 +32,7 @@ def within_group_correlation(first: torch.Tensor, second: torch.Tensor) -> float
 
 
 def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_steps: int | None, seed: int,
-                    reencode: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                    reencode: bool = False, guidance: float | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(self rewards, detector rewards), each (len(records), group_size), and the grid statistics."""
     from unirl_cli.config import SamplingConfig
     from unirl_cli.models.loading import load_model
@@ -42,7 +42,7 @@ def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_s
     from unirl_cli.train.rollout import StepTimer, answer_images, collect_experience
 
     model = load_model(model_name, device="cpu", dtype="float32")
-    sampling = model.resolve_sampling(SamplingConfig(num_steps=num_steps))
+    sampling = model.resolve_sampling(SamplingConfig(num_steps=num_steps, guidance_scale=guidance))
     seeds = [image_seed(seed, 0, index) for index in range(len(records) * group_size)]
     batch, self_rewards = collect_experience(model, records, group_size, seeds, sampling,
                                              SelfAnswerReward(vocabulary="shapes"), 16, 32, StepTimer())
@@ -102,16 +102,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="MaskGIT steps (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reencode", action="store_true", help="read the decoded images encoded again")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's own)")
     args = parser.parse_args()
 
     records = load_training_prompts(PromptsConfig(file=args.prompts, balance_tags=False))
     chosen = [r for tag in TAGS for r in [x for x in records if x["tag"] == tag][:args.prompts_per_tag]]
     started = time.time()
     self_rewards, detector, stats = rollout_rewards(args.model, chosen, args.group_size, args.steps, args.seed,
-                                                    args.reencode)
+                                                    args.reencode, args.guidance)
     tags = [r["tag"] for r in chosen]
     print(f"model {args.model}, {len(chosen)} prompts x {args.group_size} images, "
-          f"steps {args.steps or 'default'}, {(time.time() - started) / 60:.1f} min")
+          f"steps {args.steps or 'default'}, guidance {'default' if args.guidance is None else args.guidance}, {(time.time() - started) / 60:.1f} min")
     print("| tag | prompts | self reward | detector | precision | recall | groups with spread | within-group corr. |")
     print("|---|---|---|---|---|---|---|---|")
     for tag in TAGS:
