@@ -104,7 +104,7 @@ def test_decoder_stage_trains_the_decoder_alone_and_lowers_its_loss(untrained):
 
     encoder = {k: v.clone() for k, v in magvit.encoder.state_dict().items()}
     before = loss()
-    result = train_magvit_decoder(magvit, max_seconds=120, max_steps=60, seed=0, log=lambda _: None)
+    result = train_magvit_decoder(magvit, max_seconds=600, max_steps=60, seed=0, log=lambda _: None)  # steps bind
     assert result.steps == 60 and loss() < 0.9 * before, (before, loss())  # 2.33 -> 1.89 here
     assert all(torch.equal(encoder[k], v) for k, v in magvit.encoder.state_dict().items())  # the codes stay
     assert 0.0 <= result.decoded_scene_accuracy <= 1.0

@@ -48,9 +48,12 @@ def test_reward_agreement_scores_a_shipped_mini_both_ways(tmp_path):
                            "--prompts-per-tag", "1", "--group-size", "2"],
                           capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    agreement, grids = done.stdout.split("\n\n")
+    rows = [line for line in agreement.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| tag | prompts | self reward | detector |")
     assert len(rows) == 1 + 5 + 1 and rows[-1].startswith("| all | 5 |")  # header, five tags in the training file, all
+    values = {line.split(" | ")[0][2:]: float(line.split(" | ")[1].rstrip(" |")) for line in grids.splitlines()[2:]}
+    assert values["fragment patches/image"] >= 0 and 0 <= values["grids without fragments"] <= 1
 
 
 def test_within_group_correlation_follows_the_groups_not_their_means():
