@@ -23,6 +23,9 @@ import time
 
 import torch
 
+MAX_ANSWER_TOKENS = 16  # the shapes world's answers are at most 11 tokens (as the mini recipes)
+MICRO_BATCH = 32
+
 
 def within_group_correlation(first: torch.Tensor, second: torch.Tensor) -> float:
     """Pearson correlation of two (groups, G) tensors after removing each group's mean; nan when flat."""
@@ -44,13 +47,15 @@ def rollout_rewards(model_name: str, records: list[dict], group_size: int, num_s
     model = load_model(model_name, device="cpu", dtype="float32")
     sampling = model.resolve_sampling(SamplingConfig(num_steps=num_steps, guidance_scale=guidance))
     seeds = [image_seed(seed, 0, index) for index in range(len(records) * group_size)]
-    batch, self_rewards = collect_experience(model, records, group_size, seeds, sampling,
-                                             SelfAnswerReward(vocabulary="shapes"), 16, 32, StepTimer())
+    self_reward = SelfAnswerReward(vocabulary="shapes")
+    batch, self_rewards = collect_experience(model, records, group_size, seeds, sampling, self_reward,
+                                             MAX_ANSWER_TOKENS, MICRO_BATCH, StepTimer())
     batch.images = model.decode_images(batch.rollout.image_tokens)
     if reencode:
         codes = model.encode_images(batch.images)
-        batch.answers = answer_images(model, codes, [r["question"] for r in batch.records], 16, 32)
-        self_rewards = SelfAnswerReward(vocabulary="shapes")(batch)
+        batch.answers = answer_images(model, codes, [r["question"] for r in batch.records], MAX_ANSWER_TOKENS,
+                                      MICRO_BATCH)
+        self_rewards = self_reward(batch)
     detector = DetectorReward(RewardConfig(detector_suite="shapes"))(batch)
     stats = grid_statistics(model, batch, self_rewards, detector)
     return self_rewards.view(-1, group_size), detector.view(-1, group_size), stats
@@ -111,8 +116,9 @@ def main() -> None:
     self_rewards, detector, stats = rollout_rewards(args.model, chosen, args.group_size, args.steps, args.seed,
                                                     args.reencode, args.guidance)
     tags = [r["tag"] for r in chosen]
-    print(f"model {args.model}, {len(chosen)} prompts x {args.group_size} images, "
-          f"steps {args.steps or 'default'}, guidance {'default' if args.guidance is None else args.guidance}, {(time.time() - started) / 60:.1f} min")
+    guidance = "default" if args.guidance is None else args.guidance
+    print(f"model {args.model}, {len(chosen)} prompts x {args.group_size} images, steps {args.steps or 'default'}, "
+          f"guidance {guidance}, {(time.time() - started) / 60:.1f} min")
     print("| tag | prompts | self reward | detector | precision | recall | groups with spread | within-group corr. |")
     print("|---|---|---|---|---|---|---|---|")
     for tag in TAGS:

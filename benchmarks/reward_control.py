@@ -12,6 +12,7 @@ JSON line per step to `--out` when given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -51,12 +52,12 @@ def main() -> None:
     config = load_config(TrainConfig, args.config, args.overrides)
     steps = args.steps or config.steps
     rewards = []
-    sink = args.out.open("w") if args.out else None
-    for step, reward in control_rewards(config, steps):
-        rewards.append(reward)
-        if sink:
-            sink.write(json.dumps({"step": step, "reward/mean": reward}) + "\n")
-            sink.flush()
+    with args.out.open("w") if args.out else contextlib.nullcontext() as sink:
+        for step, reward in control_rewards(config, steps):
+            rewards.append(reward)
+            if sink:
+                sink.write(json.dumps({"step": step, "reward/mean": reward}) + "\n")
+                sink.flush()
     print(f"no-update control of {args.config} ({' '.join(args.overrides) or 'no overrides'}), {steps} steps")
     print("| steps | mean reward |")
     print("|---|---|")

@@ -144,7 +144,7 @@ def filtered_objective(policy: UnifiedModel, micro: SFTMicroBatch) -> dict:
 
 
 def _pretraining_loss_term(policy: UnifiedModel, micro: SFTMicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(this micro-batch's share of the generation term, its mean loss): the family's training loss
+    """(this micro-batch's share of the generation term, the loss itself): the family's training loss
     (`image_token_loss`) on the images kept, weighted by their share of the step's kept images."""
     kept = micro.generation_weights > 0
     rows = kept if bool(kept.any()) else torch.ones_like(kept)  # nothing kept: a zero-weighted term for DDP
@@ -152,7 +152,7 @@ def _pretraining_loss_term(policy: UnifiedModel, micro: SFTMicroBatch) -> tuple[
     tokens = micro.rollout.image_tokens[rows]
     loss = policy("image_token_loss", prompts, tokens, torch.zeros(len(prompts), dtype=torch.bool)).float()
     share = float(kept.sum()) / max(micro.settings.generation_total, 1.0)
-    return loss * share, loss.detach().expand(len(micro.rollout))
+    return loss * share, loss.detach()
 
 
 def _reference_logprobs(ctx: RunContext, rollout: ImageRollout) -> torch.Tensor:
