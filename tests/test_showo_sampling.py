@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -173,3 +175,52 @@ def test_image_block_attention_is_bidirectional_inside_the_model(tiny_showo):
     assert not torch.allclose(logits[0, 0], logits[1, 0])  # slot 0 sees the last slot
     longer = tiny_showo._code_logits_fn(["a cat " * 40], 0.0)(torch.tensor([0]), states[:1])
     assert torch.isfinite(longer).all()  # prompts beyond max_text_length are cut, not an error
+
+
+def test_remasked_slots_score_the_mass_below_the_lowest_committed_probability():
+    num_tokens, num_steps, codebook = 16, 5, 8
+    generators = [torch.Generator().manual_seed(3)]
+    plain = sample_masked(_fixed_logits(num_tokens, codebook), 1, num_tokens, num_steps, 1.0, generators,
+                          torch.device("cpu"))
+    generators = [torch.Generator().manual_seed(3)]
+    scored = sample_masked(_fixed_logits(num_tokens, codebook), 1, num_tokens, num_steps, 1.0, generators,
+                           torch.device("cpu"), score_remasked=True)
+    assert torch.equal(plain.codes, scored.codes) and torch.equal(plain.commit_step, scored.commit_step)
+    probs = _fixed_logits(num_tokens, codebook)(torch.tensor([0]), None).softmax(-1)[0]  # (N, K): fixed per slot
+    chosen = probs.gather(-1, scored.codes[0, :, None])[:, 0]
+    commit = scored.commit_step[0]
+    for step in range(num_steps - 1):
+        threshold = chosen[commit == step].min()
+        assert scored.remask_threshold[0, step] == pytest.approx(float(threshold), rel=1e-5)
+        stayed = [slot for slot in range(num_tokens) if commit[slot] > step]
+        by_hand = sum(math.log(float(probs[slot][probs[slot] < threshold].sum())) for slot in stayed
+                      if (probs[slot] < threshold).any())
+        assert float(scored.step_logprobs[0, step] - plain.step_logprobs[0, step]) == pytest.approx(by_hand, rel=1e-4)
+    assert scored.step_logprobs[0, -1] == plain.step_logprobs[0, -1]  # the last step re-masks nothing
+    replayed = replay_logprobs(_fixed_logits(num_tokens, codebook), scored.codes, scored.commit_step, num_steps,
+                               remask_threshold=scored.remask_threshold)
+    assert torch.allclose(replayed, scored.step_logprobs, atol=1e-4)
+
+
+def test_remasked_transition_replays_and_reaches_the_model(tiny_showo_dir):
+    model = ShowoModel.load(str(tiny_showo_dir))
+    sampling = SamplingConfig(guidance_scale=2.0, num_steps=5, masked_transition="remasked")
+    rollout = model.generate_images(["a cat", "a dog above a car"], [1, 2], sampling)
+    assert rollout.remask_threshold.shape == (2, 5)
+    committed_only = model.generate_images(["a cat", "a dog above a car"], [1, 2],
+                                           SamplingConfig(guidance_scale=2.0, num_steps=5))
+    assert torch.equal(rollout.image_tokens, committed_only.image_tokens)
+    assert (rollout.token_logprobs[:, :-1] < committed_only.token_logprobs[:, :-1]).all()  # log-masses are < 0
+    replayed = model.image_logprobs(rollout, micro_batch_size=3)
+    assert torch.allclose(replayed, rollout.token_logprobs, atol=1e-3)
+    parts = [model.image_logprobs(rollout.select([1]), steps=chunk) for chunk in ([0, 1], [2, 3, 4])]
+    assert torch.allclose(sum(parts), rollout.token_logprobs[[1]], atol=1e-3)
+    model.image_logprobs(rollout.select([0])).sum().backward()
+    assert model.hf_model.lm_head.weight.grad.abs().sum() > 0
+
+
+def test_masked_transition_is_refused_by_autoregressive_models():
+    from unirl_cli.models.janus.model import JanusModel
+
+    with pytest.raises(UnirlError, match="masked_transition applies to masked generators"):
+        JanusModel.check_sampling_settings(SamplingConfig(masked_transition="remasked"))

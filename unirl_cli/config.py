@@ -48,6 +48,7 @@ class SamplingConfig:
     top_p: float = option(1.0, "nucleus sampling mass (1.0 = off)")
     num_steps: Optional[int] = option(None, "MaskGIT steps for masked generators (Show-o 512: 50); ignored by autoregressive models")
     greedy: bool = option(False, "argmax instead of sampling (debugging and parity tests)")
+    masked_transition: Literal["committed", "remasked"] = option("committed", "masked generators: a step's log-prob scores the tokens it committed, or also why each re-masked slot stayed masked (Mask-GRPO's candidate 1); autoregressive models accept only committed")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ class ImageRollout:
     top_p: float = 1.0
     # Masked generators only: the step at which each token was committed, (batch, num_image_tokens) int64.
     commit_step: Optional[torch.Tensor] = None
+    # Masked generators sampled with masked_transition=remasked: each step's lowest committed probability,
+    # (batch, num_steps) float32; its replay then scores the re-masked slots too.
+    remask_threshold: Optional[torch.Tensor] = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -53,6 +56,7 @@ class ImageRollout:
             image_tokens=self.image_tokens[index],
             token_logprobs=self.token_logprobs[index],
             commit_step=None if self.commit_step is None else self.commit_step[index],
+            remask_threshold=None if self.remask_threshold is None else self.remask_threshold[index],
         )
 
     def to(self, device: torch.device | str) -> "ImageRollout":
@@ -62,6 +66,7 @@ class ImageRollout:
             image_tokens=self.image_tokens.to(device),
             token_logprobs=self.token_logprobs.to(device),
             commit_step=None if self.commit_step is None else self.commit_step.to(device),
+            remask_threshold=None if self.remask_threshold is None else self.remask_threshold.to(device),
         )
 
 

@@ -48,10 +48,12 @@ def concat_rollouts(parts: Sequence[ImageRollout]) -> ImageRollout:
     """Join rollouts sampled with the same settings into one (rows in order)."""
     first = parts[0]
     commit = None if first.commit_step is None else torch.cat([p.commit_step for p in parts])
+    threshold = None if first.remask_threshold is None else torch.cat([p.remask_threshold for p in parts])
     return replace(first, prompts=[p for part in parts for p in part.prompts],
                    seeds=[s for part in parts for s in part.seeds],
                    image_tokens=torch.cat([p.image_tokens for p in parts]),
-                   token_logprobs=torch.cat([p.token_logprobs for p in parts]), commit_step=commit)
+                   token_logprobs=torch.cat([p.token_logprobs for p in parts]), commit_step=commit,
+                   remask_threshold=threshold)
 
 
 def chunks(count: int, size: int) -> list[range]:

@@ -87,6 +87,9 @@ class JanusModel(UnifiedModel):
             raise UnirlError(f"temperature {sampling.temperature} must be > 0; use greedy=true for argmax sampling")
         if sampling.top_k < 0 or not 0 < sampling.top_p <= 1:
             raise UnirlError(f"top_k must be >= 0 and top_p in (0, 1]; got top_k={sampling.top_k}, top_p={sampling.top_p}")
+        if sampling.masked_transition != "committed":
+            raise UnirlError("masked_transition applies to masked generators (Show-o); Janus samples one token per "
+                             "step, so leave it at 'committed'")
 
     # ---- loading and saving -------------------------------------------------------------------
     @classmethod

@@ -222,10 +222,12 @@ class ShowoModel(UnifiedModel):
         generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for seed in seeds]
         trajectory = sample_masked(self._code_logits_fn(prompts, sampling.guidance_scale), len(prompts),
                                    self.num_image_tokens, sampling.num_steps, sampling.temperature, generators,
-                                   self.device, greedy=sampling.greedy)
+                                   self.device, greedy=sampling.greedy,
+                                   score_remasked=sampling.masked_transition == "remasked")
         return ImageRollout(prompts=list(prompts), seeds=[int(s) for s in seeds], image_tokens=trajectory.codes,
                             token_logprobs=trajectory.step_logprobs, guidance_scale=sampling.guidance_scale,
                             temperature=sampling.temperature, commit_step=trajectory.commit_step,
+                            remask_threshold=trajectory.remask_threshold,
                             extras={"num_steps": sampling.num_steps, "max_text_length": self.max_text_length})
 
     def image_logprobs(self, rollout: ImageRollout, guidance_scale: float | None = None,
@@ -240,7 +242,8 @@ class ShowoModel(UnifiedModel):
         guidance = rollout.guidance_scale if guidance_scale is None else guidance_scale
         rollout = rollout.to(self.device)
         return replay_logprobs(self._code_logits_fn(rollout.prompts, guidance), rollout.image_tokens,
-                               rollout.commit_step, rollout.token_logprobs.shape[1], micro_batch_size, steps)
+                               rollout.commit_step, rollout.token_logprobs.shape[1], micro_batch_size, steps,
+                               rollout.remask_threshold)
 
     def _check_rollout(self, rollout: ImageRollout) -> None:
         if rollout.commit_step is None:

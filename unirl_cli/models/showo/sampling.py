@@ -12,7 +12,10 @@ Each step (Show-o's `t2i_generate`): sample every slot from softmax(logits); kee
 Policy actions are steps (Mask-GRPO): the log-prob of step s is the sum of log p(x_i | state_s) over the
 slots committed at step s. The official sampler returns the last step's full sample, including the one
 slot it re-masks in its final state, so here the final step commits every slot still open: every token
-of the image is counted exactly once, under the distribution it was drawn from.
+of the image is counted exactly once, under the distribution it was drawn from. With `score_remasked`
+(Mask-GRPO's candidate 1), a step also scores why each slot it re-masked stayed masked: the log of the
+probability mass below the step's lowest committed probability at that slot (the Gumbel noise ignored), so
+the update reaches which slots get committed, not only which codes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class MaskedTrajectory:
     codes: torch.Tensor  # (batch, N) int64 codebook indices of the final image
     commit_step: torch.Tensor  # (batch, N) int64 step at which each slot was committed
     step_logprobs: torch.Tensor  # (batch, num_steps) float32 sum of log-probs committed per step
+    # (batch, num_steps) the lowest probability committed at each step; only with score_remasked
+    remask_threshold: torch.Tensor | None = None
 
 
 def num_masked_after_step(num_tokens: int, step: int, num_steps: int) -> int:
@@ -51,6 +56,14 @@ def gumbel_temperatures(initial_temperature: float, num_steps: int) -> list[floa
         temperature = temperature * (1.0 - 1.0 * (step + 1) / num_steps)
         temperatures.append(temperature)
     return temperatures
+
+
+def remasked_log_mass(probs: torch.Tensor, remasked: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Per row, the sum over `remasked` slots (n, N) of log P(a draw from probs (n, N, K) has a probability
+    below `threshold` (n,)): how likely the slot was to stay masked. A slot with no code below it scores 0."""
+    below = probs.detach() < threshold[:, None, None]  # which codes would lose the confidence ranking
+    mass = (probs * below).sum(dim=-1)
+    return torch.where(remasked & (mass > 0), mass.clamp(min=1e-30).log(), 0.0).sum(dim=-1)
 
 
 def _gumbel_noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -77,16 +90,19 @@ def _remask(selected_probs: torch.Tensor, unknown: torch.Tensor, mask_len: torch
 
 
 def sample_masked(code_logits: CodeLogitsFn, batch_size: int, num_tokens: int, num_steps: int, temperature: float,
-                  generators: Sequence[torch.Generator], device: torch.device, greedy: bool = False) -> MaskedTrajectory:
+                  generators: Sequence[torch.Generator], device: torch.device, greedy: bool = False,
+                  score_remasked: bool = False) -> MaskedTrajectory:
     """Run Show-o's sampler from an all-masked grid; row b uses only `generators[b]` (multinomial, then Gumbel).
 
     With `greedy`, slots take their argmax and re-masking uses no noise (deterministic, for debugging).
+    With `score_remasked`, each step's log-prob adds its re-masked slots' term (module docstring).
     """
     if num_steps < 1:
         raise ValueError("num_steps must be at least 1")
     state = torch.full((batch_size, num_tokens), MASKED, dtype=torch.long, device=device)
     commit_step = torch.full_like(state, MASKED)
     step_logprobs = torch.zeros(batch_size, num_steps, dtype=torch.float32, device=device)
+    thresholds = torch.zeros_like(step_logprobs) if score_remasked else None
     temperatures = gumbel_temperatures(0.0 if greedy else temperature, num_steps)
     all_rows = torch.arange(batch_size, device=device)
     for step in range(num_steps):
@@ -106,14 +122,21 @@ def sample_masked(code_logits: CodeLogitsFn, batch_size: int, num_tokens: int, n
             next_state = torch.where(remasked, MASKED, sampled)
         logprobs = logits.log_softmax(dim=-1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
         step_logprobs[:, step] = torch.where(committed, logprobs, 0.0).sum(dim=-1)
+        if thresholds is not None and step < num_steps - 1:
+            thresholds[:, step] = torch.where(committed, logprobs.exp(), math.inf).min(dim=-1).values
+            step_logprobs[:, step] += remasked_log_mass(probs, unknown & ~committed, thresholds[:, step])
         commit_step = torch.where(committed, step, commit_step)
         state = next_state
-    return MaskedTrajectory(codes=state, commit_step=commit_step, step_logprobs=step_logprobs)
+    return MaskedTrajectory(codes=state, commit_step=commit_step, step_logprobs=step_logprobs,
+                            remask_threshold=thresholds)
 
 
 def replay_logprobs(code_logits: CodeLogitsFn, codes: torch.Tensor, commit_step: torch.Tensor, num_steps: int,
-                    micro_batch_size: int | None = None, steps: Sequence[int] | None = None) -> torch.Tensor:
+                    micro_batch_size: int | None = None, steps: Sequence[int] | None = None,
+                    remask_threshold: torch.Tensor | None = None) -> torch.Tensor:
     """Differentiable per-step log-probs (batch, num_steps) of a recorded trajectory (teacher forcing).
+
+    With `remask_threshold` (the sampler's, (batch, num_steps)), each step adds its re-masked slots' term.
 
     The (image, step) states are scored `micro_batch_size` at a time (default: one step of the whole
     batch per forward). Steps that committed nothing score exactly 0 and cost no forward pass; so do
@@ -138,6 +161,9 @@ def replay_logprobs(code_logits: CodeLogitsFn, codes: torch.Tensor, commit_step:
         logprobs = code_logits(rows, states).float().log_softmax(dim=-1)
         picked = logprobs.gather(-1, group_codes.unsqueeze(-1)).squeeze(-1)  # (group, N)
         summed = torch.where(group_commit == group_steps, picked, 0.0).sum(dim=-1)
+        if remask_threshold is not None:
+            threshold = remask_threshold[rows, group_steps[:, 0]]
+            summed = summed + remasked_log_mass(logprobs.exp(), group_commit > group_steps, threshold)
         for index, pair in enumerate(group):
             scores[pair] = summed[index]
     zero = torch.zeros((), device=codes.device)
