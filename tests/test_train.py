@@ -460,3 +460,20 @@ def test_the_shapes_detector_is_a_reward_suite():
     scores = reward(batch).tolist()
     assert scores[:2] == [1.0, 1.0]
     assert scores[2] == 0.0
+
+
+def test_exact_count_detector_reward_does_not_forgive_extra_objects():
+    from unirl_cli.data.shapes.prompts import train_prompts
+    from unirl_cli.data.shapes.render import render_scene
+    from unirl_cli.train.config import RewardConfig
+    from unirl_cli.train.rewards import RolloutBatch, build_reward
+
+    two_objects = [r for r in train_prompts() if r["tag"] == "two_object"][0]
+    image = render_scene(two_objects, seed=0)[0]
+    shape = two_objects["include"][0]["class"]
+    single = {"tag": "single_object", "prompt": f"a photo of a {shape}", "include": [{"class": shape, "count": 1}]}
+    batch = RolloutBatch(records=[single, two_objects], rollout=None, images=[image, image])
+    config = dict(self_weight=0.0, detector_weight=1.0, detector_suite="shapes")
+    # GenEval's verdict forgives the second object on the single-object prompt; the exact count does not.
+    assert build_reward(RewardConfig(**config))(batch).tolist() == [1.0, 1.0]
+    assert build_reward(RewardConfig(**config, detector_exact_count=True))(batch).tolist() == [0.0, 1.0]

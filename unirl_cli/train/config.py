@@ -58,6 +58,7 @@ class RewardConfig:
     detector_path: Optional[str] = option(None, "GenEval detector folder (default: the `unirl download geneval-models` copy)")
     clip_path: Optional[str] = option(None, "GenEval colour-classifier CLIP folder (default: the downloaded copy)")
     detector_partial: bool = option(False, "detector reward = fraction of the prompt's clauses met instead of 0/1")
+    detector_exact_count: bool = option(False, "detector reward 0 when the detector keeps more objects than the prompt asks for (GenEval forgives extra copies outside its counting prompts)")
     detector_suite: Literal["geneval", "shapes"] = option("geneval", "whose judge gives the detector reward: GenEval's (Mask2Former + CLIP) or the shapes world's detector (an oracle there)")
     vocabulary: Literal["default", "shapes"] = option("default", "objects the answer matcher recognises, so that an extra one named counts against the answer: default = GenEval's 80 COCO classes + 80 everyday objects; shapes = the shapes world's six shapes")
 

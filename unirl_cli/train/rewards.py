@@ -95,7 +95,8 @@ class DetectorReward:
         from unirl_cli.eval.geneval.reward import make_detector_reward
 
         self.score = make_detector_reward(config.detector_path, config.clip_path, device=device,
-                                          partial=config.detector_partial, suite=config.detector_suite)
+                                          partial=config.detector_partial, suite=config.detector_suite,
+                                          exact_count=config.detector_exact_count)
 
     def __call__(self, batch: RolloutBatch) -> torch.Tensor:
         return torch.tensor(self.score(batch.images, batch.records), dtype=torch.float32)
