@@ -63,6 +63,8 @@ MISTAKES = [
     ("train grpo --model TINY --out r micro_batch_size=0", "micro_batch_size must be >= 1"),
     ("train grpo --model TINY --out r rollout.guidance_scale=-1", "rollout.guidance_scale must be >= 0"),
     ("train grpo --model TINY --out r rollout.guidance_scale=0.5", "guidance_scale 0.5 is below 1"),
+    ("train grpo --model TINY --out r rollout.masked_transition=remasked", "masked_transition applies to masked generators"),
+    ("train grpo --model TINY --out r rollout.masked_transition=all", "must be one of 'committed', 'remasked'"),
     ("train grpo --model TINY --out r log.report_to=neptune", "must be one of"),
     ("train sft --model TINY --out r sft.gumbel_tau=0", "sft.gumbel_tau must be > 0"),
     ("train sft --model TINY --out r sft.mode=rl", "must be one of"),
