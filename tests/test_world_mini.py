@@ -255,3 +255,27 @@ def test_a_grid_of_patch_kinds_parses_back_into_objects_and_fragments():
     occupied = (kinds > 0).nonzero()[0]
     torn[occupied[0], occupied[1]] = 0  # one object loses a quarter: its other three are fragments now
     assert count_objects_and_fragments(torn.view(-1)) == (len(scene) - 1, 1 + 3)
+
+
+def test_a_grid_reads_as_the_detector_reads_it_three_quarters_in_place_make_an_object():
+    import random
+
+    from unirl_cli.data.shapes.render import random_scene
+    from unirl_cli.world.vq_train import grid_objects, patch_kinds
+
+    rng = random.Random(5)
+    for _ in range(50):  # an exact grid reads back as its scene
+        scene = random_scene(rng, max_objects=6)
+        assert set(grid_objects(patch_kinds(scene))) == set(scene)
+    scene = random_scene(random.Random(3), max_objects=4)
+    kinds = patch_kinds(scene)
+    first, second = scene[0], scene[1]
+    kinds[first.row * 2, first.col * 2] = 0  # three quarters of the first object stay
+    kinds[second.row * 2, second.col * 2] = 0
+    kinds[second.row * 2, second.col * 2 + 1] = 0  # two of the second
+    read = grid_objects(kinds)
+    assert first in read and second not in read and len(read) == len(scene) - 1
+    turned = patch_kinds(scene)
+    cell = turned[second.row * 2:second.row * 2 + 2, second.col * 2:second.col * 2 + 2]
+    turned[second.row * 2:second.row * 2 + 2, second.col * 2:second.col * 2 + 2] = cell.flip(0).flip(1)
+    assert second not in grid_objects(turned) and len(grid_objects(turned)) == len(scene) - 1  # quarters out of place

@@ -40,6 +40,7 @@ def test_truthful_questions_reach_evaluation_scenes_only_when_asked_to():
     (ReadingSettings(tag_weights={"pose": 1.0}), "unknown tag(s) pose"),
     (ReadingSettings(tag_weights={"position": 0.0}), "at least one above 0"),
     (ReadingSettings(truthful_share=1.5), "must lie in [0, 1]"),
+    (ReadingSettings(truthful_share=0.6, own_share=0.6), "add up to at most 1"),
     (ReadingSettings(answer_order="sideways"), "not one of prompt, reading"),
 ])
 def test_bad_reading_settings_are_refused_by_name(settings, message):
@@ -127,3 +128,21 @@ def test_read_cli_refuses_bad_input_in_one_line(tmp_path):
         assert result.returncode != 0 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_own_sample_questions_are_answered_with_what_the_grid_shows():
+    from unirl_cli.data.qa import question_for
+    from unirl_cli.data.shapes.describe import describe, in_reading_order
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world.reading import own_sample_scenes
+    from unirl_cli.world.vq_train import grid_objects
+
+    model = load_model("mini-showo")
+    settings = ReadingSettings(tag_weights={"position": 1.0, "counting": 1.0}, own_share=0.5)
+    scenes = own_sample_scenes(model, 12, settings, random.Random(0))
+    assert 0 < len(scenes) <= 12
+    for scene in scenes:
+        tag = scene.record["tag"]
+        assert tag in ("position", "counting") and scene.record["question"] == question_for(tag)
+        assert scene.record["answer"] == describe(tag, in_reading_order(grid_objects(scene.codes)))
+        assert scene.codes.shape == (64,) and scene.image.size == (64, 64)

@@ -94,6 +94,7 @@ def read(
     scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
     truthful_share: float = typer.Option(0.2, "--truthful-share", help="Share of questions about random scenes, answered with what they show."),
+    own_share: float = typer.Option(0.0, "--own-share", help="Share of questions about the model's own samples of training prompts, answered with what their grids show as the detector reads it."),
     answer_order: str = typer.Option("reading", "--answer-order", help="How answers order the objects they name: reading (as the image shows them, top row first; the eighth pretraining stage) or prompt (as the prompt was written; the seventh)."),
     seed: int = typer.Option(22, "--seed", help="Seed of scenes and batches (the eighth pretraining stage's; the seventh's is 21)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
@@ -107,7 +108,7 @@ def read(
     from unirl_cli.world.reading import ReadingSettings, check_reading_settings
 
     settings = ReadingSettings(minutes=minutes, seed=seed, scope=scope, tag_weights=_tag_weights(weights),
-                               truthful_share=truthful_share, answer_order=answer_order)
+                               truthful_share=truthful_share, answer_order=answer_order, own_share=own_share)
     check_reading_settings(settings)
     import torch
 

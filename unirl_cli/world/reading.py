@@ -49,6 +49,9 @@ class ReadingSettings:
     warmup_steps: int = 30
     max_steps: int = 100_000
     answer_order: str = "reading"
+    # of the question scenes: the model's own samples of training prompts (its default sampler), answered with what
+    # their grids show as the detector reads it (`grid_objects`), so that the reader reads what the generator draws
+    own_share: float = 0.0
 
 
 def check_reading_settings(settings: ReadingSettings) -> None:
@@ -64,6 +67,9 @@ def check_reading_settings(settings: ReadingSettings) -> None:
         raise UnirlError("reading weights must be >= 0 with at least one above 0, e.g. position=1")
     if not 0 <= settings.truthful_share <= 1:
         raise UnirlError(f"truthful share {settings.truthful_share} must lie in [0, 1]")
+    if not 0 <= settings.own_share <= 1 or settings.truthful_share + settings.own_share > 1:
+        raise UnirlError(f"own-samples share {settings.own_share} must lie in [0, 1] and, with the truthful share "
+                         f"{settings.truthful_share}, add up to at most 1")
     if settings.answer_order not in ANSWER_ORDERS:
         raise UnirlError(f"answer order {settings.answer_order!r} is not one of {', '.join(ANSWER_ORDERS)}")
 
@@ -101,7 +107,8 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
     pool = reading_pool(settings.scope)
     tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0]
     truthful = round(settings.num_scenes * settings.truthful_share)
-    drawn_tags = rng.choices(tags, [settings.tag_weights[tag] for tag in tags], k=settings.num_scenes - truthful)
+    own = round(settings.num_scenes * settings.own_share)
+    drawn_tags = rng.choices(tags, [settings.tag_weights[tag] for tag in tags], k=settings.num_scenes - truthful - own)
     records = [rng.choice(pool[tag]) for tag in drawn_tags]
     renders = [render_scene(r, rng.randrange(1 << 30)) for r in records]
     reading_order = settings.answer_order == "reading"
@@ -109,8 +116,43 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
         records = [{**r, "answer": describe(r["tag"], in_reading_order(objects))}
                    for r, (_, objects) in zip(records, renders)]
     scenes = tokenised_scenes(model, records, [image for image, _ in renders])
-    return scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
-                                          reading_order=reading_order)
+    return (scenes + build_truthful_scenes(model, truthful, rng, exclude_eval=settings.scope != "world",
+                                           reading_order=reading_order)
+            + own_sample_scenes(model, own, settings, rng))
+
+
+def own_sample_scenes(model, count: int, settings: ReadingSettings, rng: random.Random) -> list:
+    """About `count` of the model's own samples of training prompts (drawn by tag weight, its default sampler), each
+    asked its prompt's question and answered with the objects its grid shows (`grid_objects`, in reading
+    order); samples whose grid shows no object are left out. The codes are the generated ones."""
+    import torch
+
+    from unirl_cli.data.qa import question_for
+    from unirl_cli.data.shapes.describe import describe, in_reading_order
+    from unirl_cli.data.shapes.prompts import train_prompts
+    from unirl_cli.world.lm_stage import Scene
+    from unirl_cli.world.vq_train import grid_objects
+
+    if count == 0:
+        return []
+    by_tag: dict[str, list[dict]] = {}
+    for record in train_prompts():
+        by_tag.setdefault(record["tag"], []).append(record)
+    tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0 and tag in by_tag]
+    prompts = [rng.choice(by_tag[tag]) for tag in rng.choices(tags, [settings.tag_weights[t] for t in tags], k=count)]
+    scenes = []
+    for start in range(0, count, 64):
+        batch = prompts[start:start + 64]
+        with torch.no_grad():
+            codes = model.generate_images([r["prompt"] for r in batch], [rng.randrange(1 << 30) for _ in batch]).image_tokens
+        images = model.decode_images(codes)
+        for record, grid, image in zip(batch, codes, images):
+            objects = in_reading_order(grid_objects(grid))
+            if objects:
+                answer = describe(record["tag"], objects)
+                scenes.append(Scene({"tag": record["tag"], "question": question_for(record["tag"]), "answer": answer},
+                                    image, grid.cpu()))
+    return scenes
 
 
 def focused_reading(model, settings: ReadingSettings, log: Callable[[str], None] = print,

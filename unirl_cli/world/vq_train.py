@@ -74,6 +74,27 @@ def count_objects_and_fragments(kinds: torch.Tensor) -> tuple[int, int]:
     return objects, int(((grid > 0) & (grid < NUM_PATCH_KINDS) & ~in_objects).sum())
 
 
+def grid_objects(kinds: torch.Tensor, min_quarters: int = 3) -> list[SceneObject]:
+    """The objects a grid of patch kinds (64 or 8 x 8) shows, read as the shapes detector reads its decoded image:
+    a cell holding at least `min_quarters` of the four quarters of one shape and colour, each in its place, is that
+    object (three quarters are seen as the shape, one or two are not); stray quarters elsewhere are nothing."""
+    grid = kinds.reshape(PATCHES_PER_SIDE, PATCHES_PER_SIDE).cpu()
+    per_cell, objects = CELL_SIZE // PATCH, []
+    quarters = per_cell * per_cell
+    for row in range(GRID_SIZE):
+        for col in range(GRID_SIZE):
+            block = grid[row * per_cell:(row + 1) * per_cell, col * per_cell:(col + 1) * per_cell].reshape(-1)
+            in_place = [(int(kind) - 1 - quarter) // quarters for quarter, kind in enumerate(block)
+                        if 0 < int(kind) < NUM_PATCH_KINDS and (int(kind) - 1) % quarters == quarter]
+            if not in_place:
+                continue
+            base = max(set(in_place), key=in_place.count)
+            if in_place.count(base) >= min_quarters:
+                shape, color = divmod(base, len(COLOR_NAMES))
+                objects.append(SceneObject(SHAPES[shape], COLOR_NAMES[color], row, col))
+    return objects
+
+
 def labelled_crops(rng: random.Random, count: int, crop: int = 32,
                    max_objects: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels (count, 3, crop, crop), patch kinds (count, crop/8, crop/8)) of grid-aligned windows of busy scenes
