@@ -94,7 +94,7 @@ def read(
     scope: str = typer.Option("training", "--scope", help="Scenes understanding may read: training (no evaluation scene, as every stage) or world (evaluation compositions too)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, "--weights", help="Question share per tag, tag=weight comma-separated."),
     truthful_share: float = typer.Option(0.2, "--truthful-share", help="Share of questions about random scenes, answered with what they show."),
-    own_share: float = typer.Option(0.0, "--own-share", help="Share of questions about the model's own samples of training prompts, answered with what their grids show as the detector reads it."),
+    own_share: float = typer.Option(0.0, "--own-share", help="Share of questions about the model's own samples of training prompts, answered with the objects their grids show (three or four quarters of a shape in place)."),
     answer_order: str = typer.Option("reading", "--answer-order", help="How answers order the objects they name: reading (as the image shows them, top row first; the eighth pretraining stage) or prompt (as the prompt was written; the seventh)."),
     seed: int = typer.Option(22, "--seed", help="Seed of scenes and batches (the eighth pretraining stage's; the seventh's is 21)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),

@@ -50,7 +50,7 @@ class ReadingSettings:
     max_steps: int = 100_000
     answer_order: str = "reading"
     # of the question scenes: the model's own samples of training prompts (its default sampler), answered with what
-    # their grids show as the detector reads it (`grid_objects`), so that the reader reads what the generator draws
+    # their grids show (`grid_objects`), so that the reader reads what the generator draws
     own_share: float = 0.0
 
 
