@@ -125,8 +125,6 @@ def own_sample_scenes(model, count: int, settings: ReadingSettings, rng: random.
     """About `count` of the model's own samples of training prompts (drawn by tag weight, its default sampler), each
     asked its prompt's question and answered with the objects its grid shows (`grid_objects`, in reading
     order); samples whose grid shows no object are left out. The codes are the generated ones."""
-    import torch
-
     from unirl_cli.data.qa import question_for
     from unirl_cli.data.shapes.describe import describe, in_reading_order
     from unirl_cli.data.shapes.prompts import train_prompts
@@ -143,8 +141,7 @@ def own_sample_scenes(model, count: int, settings: ReadingSettings, rng: random.
     scenes = []
     for start in range(0, count, 64):
         batch = prompts[start:start + 64]
-        with torch.no_grad():
-            codes = model.generate_images([r["prompt"] for r in batch], [rng.randrange(1 << 30) for _ in batch]).image_tokens
+        codes = model.generate_images([r["prompt"] for r in batch], [rng.randrange(1 << 30) for _ in batch]).image_tokens
         images = model.decode_images(codes)
         for record, grid, image in zip(batch, codes, images):
             objects = in_reading_order(grid_objects(grid))

@@ -62,16 +62,11 @@ def count_objects_and_fragments(kinds: torch.Tensor) -> tuple[int, int]:
     (complete objects: the four quarters of one shape and colour in one cell, in place; fragment patches: every
     other non-background patch)."""
     grid = kinds.reshape(PATCHES_PER_SIDE, PATCHES_PER_SIDE).cpu()
-    per_cell, in_objects, objects = CELL_SIZE // PATCH, torch.zeros_like(grid, dtype=torch.bool), 0
-    for top in range(0, PATCHES_PER_SIDE, per_cell):
-        for left in range(0, PATCHES_PER_SIDE, per_cell):
-            block = grid[top:top + per_cell, left:left + per_cell].reshape(-1)
-            base = int(block[0]) - 1  # quarter 0 of some (shape, colour), if this cell holds an object
-            expected = torch.arange(1 + base, 1 + base + per_cell * per_cell)
-            if base >= 0 and base % (per_cell * per_cell) == 0 and torch.equal(block, expected):
-                objects += 1
-                in_objects[top:top + per_cell, left:left + per_cell] = True
-    return objects, int(((grid > 0) & (grid < NUM_PATCH_KINDS) & ~in_objects).sum())
+    complete, per_cell = grid_objects(grid, min_quarters=4), CELL_SIZE // PATCH
+    in_objects = torch.zeros_like(grid, dtype=torch.bool)
+    for obj in complete:
+        in_objects[obj.row * per_cell:(obj.row + 1) * per_cell, obj.col * per_cell:(obj.col + 1) * per_cell] = True
+    return len(complete), int(((grid > 0) & (grid < NUM_PATCH_KINDS) & ~in_objects).sum())
 
 
 def grid_objects(kinds: torch.Tensor, min_quarters: int = 3) -> list[SceneObject]:
