@@ -10,7 +10,8 @@ the within-group correlation of the two rewards, which is what GRPO's advantages
 pushes toward images the detector does not prefer.
 
 Then, for the same rollouts, what the grids hold (a shapes-world code is a patch kind, so a grid parses exactly):
-complete objects and fragment patches per image, objects the detector finds, and how often the two rewards agree
+complete objects and fragment patches per image, objects the detector finds, how often the grid parse that
+`world read --own-share` labels with (`grid_objects`) counts as many objects as the detector, how often the two rewards agree
 on grids without and with fragments; and the gap between the sampler's log-probs and the conditional branch's
 (per token), which the conditional-branch GRPO update is off by. `--reencode` has the model read its decoded images
 encoded again instead of the codes it generated.
@@ -65,17 +66,21 @@ def grid_statistics(model, batch, self_rewards: torch.Tensor, detector: torch.Te
     """Per image means of complete objects, fragment patches and detections; agreement on clean/fragment grids;
     mean |sampler - conditional| log-prob per image token."""
     from unirl_cli.eval.shapes.detector import detect_objects
-    from unirl_cli.world.vq_train import count_objects_and_fragments
+    from unirl_cli.world.vq_train import count_objects_and_fragments, grid_objects
 
     parsed = [count_objects_and_fragments(codes) for codes in batch.rollout.image_tokens]
     fragments = torch.tensor([count for _, count in parsed])
+    detected = [len(detect_objects(image)) for image in batch.images]
+    # the grid parse (three quarters in place make an object), as `world read --own-share` labels its samples
+    read = [len(grid_objects(codes)) for codes in batch.rollout.image_tokens]
     agree = self_rewards == detector
     with torch.no_grad():
         sampler = model.image_logprobs(batch.rollout).sum(dim=1)
         conditional = model.image_logprobs(batch.rollout, guidance_scale=model.no_guidance_scale).sum(dim=1)
     return {"complete objects/image": sum(objects for objects, _ in parsed) / len(parsed),
             "fragment patches/image": float(fragments.float().mean()),
-            "detected objects/image": sum(len(detect_objects(image)) for image in batch.images) / len(parsed),
+            "detected objects/image": sum(detected) / len(parsed),
+            "grid parse counts as the detector": sum(a == b for a, b in zip(read, detected)) / len(parsed),
             "grids without fragments": float((fragments == 0).float().mean()),
             "rewards agree, clean grids": float(agree[fragments == 0].float().mean()),
             "rewards agree, grids with fragments": float(agree[fragments > 0].float().mean()),

@@ -55,6 +55,7 @@ def test_reward_agreement_scores_a_shipped_mini_both_ways(tmp_path):
     assert len(rows) == 1 + 5 + 1 and rows[-1].startswith("| all | 5 |")  # header, five tags in the training file, all
     values = {line.split(" | ")[0][2:]: float(line.split(" | ")[1].rstrip(" |")) for line in grids.splitlines()[2:]}
     assert values["fragment patches/image"] >= 0 and 0 <= values["grids without fragments"] <= 1
+    assert 0 <= values["grid parse counts as the detector"] <= 1
 
 
 def test_within_group_correlation_follows_the_groups_not_their_means():

@@ -73,7 +73,8 @@ def grid_objects(kinds: torch.Tensor, min_quarters: int = 3) -> list[SceneObject
     """The objects a grid of patch kinds (64 or 8 x 8) shows: a cell holding at least `min_quarters` of the four
     quarters of one shape and colour, each in its place, is that object; other quarters are nothing. The rule
     follows the detector on decoded pieces (a lone quarter is nothing 90% of the time, three quarters an object
-    93%), but on generated grids it counts as the detector does only 55% of the time (docs/shapes-world.md)."""
+    93%), but on mini-showo's generated grids it counts as many objects as the detector on 45% of them
+    (`benchmarks/reward_agreement.py`, docs/shapes-world.md)."""
     grid = kinds.reshape(PATCHES_PER_SIDE, PATCHES_PER_SIDE).cpu()
     per_cell, objects = CELL_SIZE // PATCH, []
     quarters = per_cell * per_cell
