@@ -125,6 +125,25 @@ def read(
                  f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
 
 
+def _load_shapes_showo(model: str, threads: int, stage: str):
+    """The shapes-world Show-o `model` loaded in float32 on CPU, or a one-line UnirlError naming what it is."""
+    import torch
+
+    from unirl_cli.errors import UnirlError
+    from unirl_cli.models.loading import load_model, resolve_model_dir
+    from unirl_cli.models.registry import detect_family
+    from unirl_cli.world.reading import check_shapes_model
+
+    family = detect_family(resolve_model_dir(model, download=False))
+    if family != "showo":  # before any weights load, so the error is one line
+        raise UnirlError(f"'{model}' is a {family} model; this stage trains {stage} "
+                         f"(--model mini-showo or a folder holding one)")
+    torch.set_num_threads(threads)
+    loaded = load_model(model, device="cpu", dtype="float32")
+    check_shapes_model(loaded)
+    return loaded
+
+
 @world_app.command("decoder")
 def decoder(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the continued model to."),
@@ -134,32 +153,44 @@ def decoder(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
 ) -> None:
     """Train a shapes-world Show-o's MAGVIT decoder alone (the last stage of `unirl world pretrain --family showo`)."""
-    from unirl_cli.errors import UnirlError
     from unirl_cli.fileio import check_new_folder
+    from unirl_cli.world.pretrain import decoder_stage
 
     check_new_folder(out)
     check_positive("minutes", minutes)
     check_positive("threads", threads)
-    import torch
-
-    from unirl_cli.models.loading import load_model
-    from unirl_cli.world.pretrain import decoder_stage
-    from unirl_cli.world.reading import check_shapes_model
-
-    from unirl_cli.models.loading import resolve_model_dir
-    from unirl_cli.models.registry import detect_family
-
-    family = detect_family(resolve_model_dir(model, download=False))
-    if family != "showo":  # before any weights load, so the error is one line
-        raise UnirlError(f"'{model}' is a {family} model; this stage trains a Show-o's MAGVIT decoder "
-                         f"(--model mini-showo or a folder holding one)")
-    torch.set_num_threads(threads)
-    loaded = load_model(model, device="cpu", dtype="float32")
-    check_shapes_model(loaded)
+    loaded = _load_shapes_showo(model, threads, "a Show-o's MAGVIT decoder")
     record = decoder_stage(loaded, minutes, seed, log=lambda line: console.print(line, highlight=False))
     loaded.save(str(out))
     stdout.print(f"{model}: {record.summary()}; written to {out}")
 
+
+@world_app.command("distill")
+def distill(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the distilled model to."),
+    model: str = typer.Option("mini-showo", "--model", "-m", help="Shapes-world Show-o to distil: mini-showo or a folder."),
+    guidance: float = typer.Option(1.0, "--guidance", help="The teacher's guidance w (Show-o's (1 + w) c - w u)."),
+    minutes: float = typer.Option(6.0, "--minutes", help="Wall-clock budget of the stage."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the scenes and masks."),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+) -> None:
+    """Distil a shapes-world Show-o's guided sampling into its conditional branch: it then samples at w = 0, one
+    forward pass a step instead of two."""
+    from unirl_cli.fileio import check_new_folder
+    from unirl_cli.world.guidance import DistillSettings, check_distill_settings, distill_guidance
+
+    check_new_folder(out)
+    check_positive("minutes", minutes)
+    check_positive("threads", threads)
+    settings = DistillSettings(minutes=minutes, guidance_scale=guidance, seed=seed)
+    check_distill_settings(settings)
+    loaded = _load_shapes_showo(model, threads, "a Show-o's conditional branch toward its guided sampling")
+    steps, seconds, history = distill_guidance(loaded, settings, log=lambda line: console.print(line, highlight=False))
+    loaded.save(str(out))
+    last = history[-1] if history else {}
+    stdout.print(f"{model}: guidance w {guidance} distilled in {steps} steps ({seconds / 60:.1f} min; last KL "
+                 f"{last.get('image_loss', float('nan')):.4f}, answer loss {last.get('answer_loss', float('nan')):.4f}); "
+                 f"samples at w 0 by default; written to {out}")
 
 
 @world_app.command("render")

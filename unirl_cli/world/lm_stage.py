@@ -140,10 +140,15 @@ def _param_groups(model, params: list, understanding_lr_scale: float) -> list[di
             {"params": [p for p in params if id(p) in understanding], "lr_scale": understanding_lr_scale}]
 
 
+ImageLoss = Callable[[object, list, torch.Tensor, random.Random], torch.Tensor]
+
+
 def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene], stage: LmStage,
-                         rng: random.Random, log: Callable[[str], None]) -> tuple[int, float, list[dict]]:
+                         rng: random.Random, log: Callable[[str], None],
+                         image_loss: ImageLoss = image_token_loss) -> tuple[int, float, list[dict]]:
     """Train everything but the VQ model on both tasks (AdamW, warm-up then cosine) until the stage's time or
-    step budget is spent; returns (steps, seconds, loss history every 50 steps)."""
+    step budget is spent; `image_loss(model, prompts, codes, rng)` is the text-to-image term (default: the
+    family's own loss). Returns (steps, seconds, loss history every 50 steps)."""
     model.freeze_for_training(train_understanding=True)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -158,15 +163,15 @@ def train_language_model(model, t2i_scenes: list[Scene], qa_scenes: list[Scene],
             group["lr"] = stage.learning_rate * group["lr_scale"] * schedule
         t2i_batch = rng.sample(t2i_scenes, stage.t2i_batch_size)
         qa_batch = rng.sample(qa_scenes, stage.qa_batch_size)
-        image_loss = image_token_loss(model, [s.record["prompt"] for s in t2i_batch],
-                                      torch.stack([s.codes for s in t2i_batch]), rng)
+        t2i_loss = image_loss(model, [s.record["prompt"] for s in t2i_batch],
+                              torch.stack([s.codes for s in t2i_batch]), rng)
         text_loss = answer_loss(model, qa_batch, use_codes=step % 2 == 1)
         optimizer.zero_grad(set_to_none=True)
-        (image_loss + text_loss).backward()
+        (t2i_loss + text_loss).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
-        recent.append((float(image_loss.detach()), float(text_loss.detach())))
+        recent.append((float(t2i_loss.detach()), float(text_loss.detach())))
         if step % 50 == 0:
             image_mean = sum(r[0] for r in recent) / len(recent)
             text_mean = sum(r[1] for r in recent) / len(recent)

@@ -54,6 +54,14 @@ def build_magvit(config: MagvitConfig) -> MagvitV2:
         return MagvitV2(config)
 
 
+def cosine_masked_slots(batch: int, num_tokens: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Show-o's training mask (batch, num_tokens) of bools: per row round(N * cos(pi/2 * t)) slots (at least one),
+    t ~ U(0, 1), drawn from torch's global generator."""
+    ratios = torch.cos(torch.rand(batch, device=device) * math.pi / 2)
+    num_masked = (ratios * num_tokens).round().clamp(min=1)[:, None]
+    return torch.rand(batch, num_tokens, device=device).argsort(dim=-1) < num_masked
+
+
 class ShowoModel(UnifiedModel):
     """Show-o v1 (MAGVIT variants): masked text-to-image generation and image question answering."""
 
@@ -258,9 +266,15 @@ class ShowoModel(UnifiedModel):
         if image_tokens.shape != (len(prompts), self.num_image_tokens):
             raise UnirlError(f"image_tokens must have shape ({len(prompts)}, {self.num_image_tokens}), "
                              f"got {tuple(image_tokens.shape)}")
-        states = torch.full((len(prompts), self.num_image_tokens), MASKED, dtype=torch.long, device=self.device)
+        return self.state_logits(prompts, torch.full_like(image_tokens, MASKED, dtype=torch.long, device=self.device))
+
+    def state_logits(self, prompts: Sequence[str], states: torch.Tensor, guidance_scale: float = 0.0) -> torch.Tensor:
+        """Logits over the codebook (B, N, codebook_size) at every slot of partly masked grids `states` (B, N)
+        (`sampling.MASKED` marks an open slot), as the sampler computes them at `guidance_scale` (0 = conditional)."""
+        if states.shape != (len(prompts), self.num_image_tokens):
+            raise UnirlError(f"states must have shape ({len(prompts)}, {self.num_image_tokens}), got {tuple(states.shape)}")
         rows = torch.arange(len(prompts), device=self.device)
-        return self._code_logits_fn(prompts, 0.0)(rows, states)
+        return self._code_logits_fn(prompts, guidance_scale)(rows, states.to(self.device))
 
     def image_token_loss(self, prompts: Sequence[str], image_tokens: torch.Tensor,
                          unconditional: torch.Tensor) -> torch.Tensor:
@@ -270,10 +284,7 @@ class ShowoModel(UnifiedModel):
         codes = self.check_image_tokens(image_tokens).to(self.device)
         if len(prompts) != len(codes):
             raise UnirlError(f"got {len(prompts)} prompts for {len(codes)} images; pass one prompt per image")
-        batch, num_tokens = codes.shape
-        ratios = torch.cos(torch.rand(batch, device=self.device) * math.pi / 2)
-        num_masked = (ratios * num_tokens).round().clamp(min=1)[:, None]
-        masked = torch.rand(batch, num_tokens, device=self.device).argsort(dim=-1) < num_masked
+        masked = cosine_masked_slots(*codes.shape, self.device)
         texts = ["" if drop else prompt for prompt, drop in zip(prompts, unconditional.tolist())]
         blocks = t2i_text_blocks(self._text_ids(texts), self.vocab, self.max_text_length, self.device)
         image_ids = torch.where(masked, self.vocab.mask_id, self.vocab.image_ids(codes))
