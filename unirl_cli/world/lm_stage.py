@@ -1,7 +1,8 @@
 """The shared language-model stage of the shapes-world mini: scenes (renders, truthful random scenes, captions)
 tokenised by the model's own VQ tokenizer, the text-to-image and answer losses through the `UnifiedModel` prompt
 formats, and one time-budgeted training loop. `world.pretrain` runs it as stages 3-6, `world.reading` as the
-focused reading stages; keeping it here lets both import it without importing each other.
+focused reading stages, `world.guidance` with its own text-to-image loss; keeping it here lets them import it
+without importing each other.
 """
 
 from __future__ import annotations
