@@ -249,3 +249,31 @@ def test_distillation_pulls_the_conditional_branch_toward_the_guided_one_and_sam
     assert untrained.default_sampling().guidance_scale == 1.0 and student.default_sampling().guidance_scale == 0.0
     student.save(str(tmp_path / "distilled"))
     assert load_model(str(tmp_path / "distilled"), device="cpu", dtype="float32").default_sampling().guidance_scale == 0.0
+
+
+def test_distill_cli_writes_a_model_that_samples_at_w0_and_its_report(untrained, tmp_path, monkeypatch):
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from unirl_cli.cli import app
+    from unirl_cli.models.loading import load_model
+    from unirl_cli.world import guidance
+
+    untrained.save(str(tmp_path / "teacher"))
+    small = dataclasses.make_dataclass("SmallDistillSettings", [
+        ("t2i_batch_size", int, 2), ("qa_batch_size", int, 2), ("num_caption_scenes", int, 4),
+        ("num_prompt_scenes", int, 4), ("num_question_scenes", int, 4), ("max_steps", int, 3)],
+        bases=(guidance.DistillSettings,))
+    monkeypatch.setattr(guidance, "DistillSettings", small)  # the CLI's own path, on a seconds-sized budget
+    threads = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(app, ["world", "distill", "-m", str(tmp_path / "teacher"), "-o", str(tmp_path / "out"),
+                                          "--guidance", "2", "--minutes", "1", "--threads", str(threads)])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "distill_report.json").read_text())
+    assert report["steps"] == 3 and report["settings"]["guidance_scale"] == 2.0
+    assert report["teacher"] == str(tmp_path / "teacher")
+    assert load_model(str(tmp_path / "out"), device="cpu", dtype="float32").default_sampling().guidance_scale == 0.0

@@ -176,7 +176,9 @@ def distill(
 ) -> None:
     """Distil a shapes-world Show-o's guided sampling into its conditional branch: it then samples at w = 0, one
     forward pass a step instead of two."""
-    from unirl_cli.fileio import check_new_folder
+    from dataclasses import asdict
+
+    from unirl_cli.fileio import check_new_folder, write_json_atomic
     from unirl_cli.world.guidance import DistillSettings, check_distill_settings, distill_guidance
 
     check_new_folder(out)
@@ -187,10 +189,12 @@ def distill(
     loaded = _load_shapes_showo(model, threads, "a Show-o's conditional branch toward its guided sampling")
     steps, seconds, history = distill_guidance(loaded, settings, log=lambda line: console.print(line, highlight=False))
     loaded.save(str(out))
+    write_json_atomic(out / "distill_report.json", {"teacher": model, "settings": asdict(settings), "steps": steps,
+                                                     "seconds": round(seconds, 1), "history": history})
     last = history[-1] if history else {}
     stdout.print(f"{model}: guidance w {guidance} distilled in {steps} steps ({seconds / 60:.1f} min; last KL "
                  f"{last.get('image_loss', float('nan')):.4f}, answer loss {last.get('answer_loss', float('nan')):.4f}); "
-                 f"samples at w 0 by default; written to {out}")
+                 f"samples at w 0 by default; written to {out} with distill_report.json")
 
 
 @world_app.command("render")
