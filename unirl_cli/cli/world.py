@@ -100,11 +100,7 @@ def read(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
 ) -> None:
     """Continue a shapes-world model with a focused reading stage (the last stage of `unirl world pretrain`)."""
-    from unirl_cli.fileio import check_new_folder
-
-    check_new_folder(out)
-    check_positive("minutes", minutes)
-    check_positive("threads", threads)
+    _check_stage_flags(out, minutes, threads)
     from unirl_cli.world.reading import ReadingSettings, check_reading_settings
 
     settings = ReadingSettings(minutes=minutes, seed=seed, scope=scope, tag_weights=_tag_weights(weights),
@@ -123,6 +119,15 @@ def read(
     loss = f", answer loss {history[-1]['answer_loss']:.3f} (last 50 steps)" if history else ""
     stdout.print(f"{model} read for {steps} steps ({seconds / 60:.1f} min, {scope} scope){loss}; "
                  f"written to {out} (python benchmarks/world_mini.py --model {out} reads it)")
+
+
+def _check_stage_flags(out: Path, minutes: float, threads: int) -> None:
+    """A one-stage command's flags: a new --out folder, --minutes and --threads above 0."""
+    from unirl_cli.fileio import check_new_folder
+
+    check_new_folder(out)
+    check_positive("minutes", minutes)
+    check_positive("threads", threads)
 
 
 def _load_shapes_showo(model: str, threads: int, stage: str):
@@ -153,12 +158,9 @@ def decoder(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
 ) -> None:
     """Train a shapes-world Show-o's MAGVIT decoder alone (the last stage of `unirl world pretrain --family showo`)."""
-    from unirl_cli.fileio import check_new_folder
     from unirl_cli.world.pretrain import decoder_stage
 
-    check_new_folder(out)
-    check_positive("minutes", minutes)
-    check_positive("threads", threads)
+    _check_stage_flags(out, minutes, threads)
     loaded = _load_shapes_showo(model, threads, "a Show-o's MAGVIT decoder")
     record = decoder_stage(loaded, minutes, seed, log=lambda line: console.print(line, highlight=False))
     loaded.save(str(out))
@@ -178,12 +180,10 @@ def distill(
     forward pass a step instead of two."""
     from dataclasses import asdict
 
-    from unirl_cli.fileio import check_new_folder, write_json_atomic
+    from unirl_cli.fileio import write_json_atomic
     from unirl_cli.world.guidance import DistillSettings, check_distill_settings, distill_guidance
 
-    check_new_folder(out)
-    check_positive("minutes", minutes)
-    check_positive("threads", threads)
+    _check_stage_flags(out, minutes, threads)
     settings = DistillSettings(minutes=minutes, guidance_scale=guidance, seed=seed)
     check_distill_settings(settings)
     loaded = _load_shapes_showo(model, threads, "a Show-o's conditional branch toward its guided sampling")

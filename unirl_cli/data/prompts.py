@@ -37,6 +37,13 @@ def geneval_test_records() -> tuple[dict, ...]:
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
 
 
+def records_by_tag(records: Iterable[dict]) -> dict[str, list[dict]]:
+    """Prompt records grouped by their `tag`, tags in order of first appearance, records in their order."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["tag"], []).append(record)
+    return groups
+
 def metadata_key(record: Mapping) -> str:
     """A canonical string for a record's tag and clauses; two prompts with the same key test the same thing."""
     clauses = {"tag": record["tag"], "include": record["include"], "exclude": record.get("exclude", [])}

@@ -38,9 +38,9 @@ def load_training_prompts(config: PromptsConfig) -> list[dict]:
 def balanced_by_tag(records: list[dict]) -> list[dict]:
     """`records` with each tag's prompts repeated (cyclically) up to the size of the largest tag, so an epoch
     draws every tag equally often; order within a tag is kept."""
-    by_tag: dict[str, list[dict]] = {}
-    for record in records:
-        by_tag.setdefault(record["tag"], []).append(record)
+    from unirl_cli.data.prompts import records_by_tag
+
+    by_tag = records_by_tag(records)
     largest = max(len(group) for group in by_tag.values())
     return [group[i % len(group)] for group in by_tag.values() for i in range(largest)]
 

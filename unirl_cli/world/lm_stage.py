@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from unirl_cli.data.prompts import records_by_tag
 from unirl_cli.data.shapes.prompts import train_prompts, understanding_prompts
 from unirl_cli.data.shapes.render import draw_scene, render_scene
 from unirl_cli.data.shapes.spec import SHAPES
@@ -64,9 +65,7 @@ class Scene:
 
 def build_scenes(model, records: list[dict], count: int, rng: random.Random) -> list[Scene]:
     """`count` renders of records drawn tag-balanced, with their VQ codes from the model's own tokenizer."""
-    by_tag: dict[str, list[dict]] = {}
-    for record in records:
-        by_tag.setdefault(record["tag"], []).append(record)
+    by_tag = records_by_tag(records)
     tags = sorted(by_tag)
     chosen = [rng.choice(by_tag[rng.choice(tags)]) for _ in range(count)]
     return tokenised_scenes(model, chosen, [render_scene(record, rng.randrange(1 << 30))[0] for record in chosen])

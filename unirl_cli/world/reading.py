@@ -88,13 +88,17 @@ def check_shapes_model(model) -> None:
 def reading_pool(scope: str) -> dict[str, list[dict]]:
     """Question records by tag that a reading stage of `scope` may ask about."""
     from unirl_cli.world.lm_stage import reading_records  # lazily: the CLI reads this module without torch
+    from unirl_cli.data.prompts import records_by_tag
     from unirl_cli.data.shapes.prompts import eval_prompts
 
-    records = reading_records() + (list(eval_prompts()) if scope == "world" else [])
-    pool: dict[str, list[dict]] = {}
-    for record in records:
-        pool.setdefault(record["tag"], []).append(record)
-    return pool
+    return records_by_tag(reading_records() + (list(eval_prompts()) if scope == "world" else []))
+
+
+def draw_by_tag_weight(pool: dict[str, list[dict]], tag_weights: dict, count: int, rng: random.Random) -> list[dict]:
+    """`count` records of `pool` (tag -> records): a tag drawn by weight (those above 0 that the pool holds), then
+    one of its records."""
+    tags = [tag for tag, weight in tag_weights.items() if weight > 0 and tag in pool]
+    return [rng.choice(pool[tag]) for tag in rng.choices(tags, [tag_weights[tag] for tag in tags], k=count)]
 
 
 def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Random) -> list:
@@ -104,12 +108,10 @@ def weighted_question_scenes(model, settings: ReadingSettings, rng: random.Rando
     from unirl_cli.world.lm_stage import build_truthful_scenes, tokenised_scenes
     from unirl_cli.data.shapes.render import render_scene
 
-    pool = reading_pool(settings.scope)
-    tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0]
     truthful = round(settings.num_scenes * settings.truthful_share)
     own = round(settings.num_scenes * settings.own_share)
-    drawn_tags = rng.choices(tags, [settings.tag_weights[tag] for tag in tags], k=settings.num_scenes - truthful - own)
-    records = [rng.choice(pool[tag]) for tag in drawn_tags]
+    records = draw_by_tag_weight(reading_pool(settings.scope), settings.tag_weights,
+                                 settings.num_scenes - truthful - own, rng)
     renders = [render_scene(r, rng.randrange(1 << 30)) for r in records]
     reading_order = settings.answer_order == "reading"
     if reading_order:  # a correct render's truthful answer is the template's, its objects named as they appear
@@ -125,6 +127,7 @@ def own_sample_scenes(model, count: int, settings: ReadingSettings, rng: random.
     """About `count` of the model's own samples of training prompts (drawn by tag weight, its default sampler), each
     asked its prompt's question and answered with the objects its grid shows (`grid_objects`, in reading
     order); samples whose grid shows no object are left out. The codes are the generated ones."""
+    from unirl_cli.data.prompts import records_by_tag
     from unirl_cli.data.qa import question_for
     from unirl_cli.data.shapes.describe import describe, in_reading_order
     from unirl_cli.data.shapes.prompts import train_prompts
@@ -133,11 +136,7 @@ def own_sample_scenes(model, count: int, settings: ReadingSettings, rng: random.
 
     if count == 0:
         return []
-    by_tag: dict[str, list[dict]] = {}
-    for record in train_prompts():
-        by_tag.setdefault(record["tag"], []).append(record)
-    tags = [tag for tag, weight in settings.tag_weights.items() if weight > 0 and tag in by_tag]
-    prompts = [rng.choice(by_tag[tag]) for tag in rng.choices(tags, [settings.tag_weights[t] for t in tags], k=count)]
+    prompts = draw_by_tag_weight(records_by_tag(train_prompts()), settings.tag_weights, count, rng)
     scenes = []
     for start in range(0, count, 64):
         batch = prompts[start:start + 64]
