@@ -83,3 +83,26 @@ def test_reward_control_replays_a_recipes_first_steps(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2] and all(0.0 <= row["reward/mean"] <= 1.0 for row in rows)
     assert "| 2-2 |" in done.stdout
+
+
+def test_learning_speed_probe_runs_and_its_red_reward_reads_pixels(tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from learning_speed import RedShareReward
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from PIL import Image
+
+    from unirl_cli.train.rewards import RolloutBatch
+
+    half = Image.new("RGB", (8, 8), (128, 128, 128))
+    half.paste((220, 30, 30), (0, 0, 8, 4))
+    images = [Image.new("RGB", (8, 8), (225, 25, 35)), half, Image.new("RGB", (8, 8), (30, 30, 220))]
+    scores = RedShareReward()(RolloutBatch(records=[{}] * 3, rollout=None, images=images))
+    assert scores.tolist() == pytest.approx([10.0, 5.0, 0.0])
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "learning_speed.py"), "--models", "mini-showo",
+                           "--rewards", "red", "--steps", "2", "--window", "1", "--out", str(tmp_path / "runs"),
+                           "prompts_per_step=2", "group_size=2"],
+                          capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| mini-showo | red |" in done.stdout and "| 1-1 | 2-2 |" in done.stdout
