@@ -22,7 +22,6 @@ PROBE_PROMPTS = (
     "a photo of a yellow triangle and a purple cross",
     "a photo of a red cross and a white ring",
 )
-RED = (220, 30, 30)  # the shapes world's red (unirl_cli/data/shapes/spec.py)
 
 
 class RedShareReward:
@@ -36,23 +35,25 @@ class RedShareReward:
         import numpy as np
         import torch
 
+        from unirl_cli.data.shapes.spec import COLORS
+
+        red = np.array(COLORS["red"], dtype=np.float32)
         shares = []
         for image in batch.images:
             rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-            shares.append(float((np.linalg.norm(rgb - np.array(RED, dtype=np.float32), axis=-1) < 60).mean()) * 10)
+            shares.append(float((np.linalg.norm(rgb - red, axis=-1) < 60).mean()) * 10)
         return torch.tensor(shares, dtype=torch.float32)
 
 
 def probe_prompts_file(folder: Path) -> Path:
-    """The probe's prompt records, taken from the shipped shapes evaluation metadata."""
-    from importlib.resources import files
+    """The probe's prompt records, taken from the shipped shapes evaluation prompts."""
+    from unirl_cli.data.shapes.prompts import eval_prompts
 
-    source = files("unirl_cli.data.shapes").joinpath("evaluation_metadata.jsonl").read_text().splitlines()
-    records = [line for line in source if json.loads(line)["prompt"] in PROBE_PROMPTS]
+    records = [record for record in eval_prompts() if record["prompt"] in PROBE_PROMPTS]
     if len(records) != len(PROBE_PROMPTS):
         raise SystemExit("the probe prompts are missing from the shapes evaluation metadata")
     path = folder / "probe_prompts.jsonl"
-    path.write_text("\n".join(records) + "\n")
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
 
 
