@@ -44,6 +44,7 @@ def records_by_tag(records: Iterable[dict]) -> dict[str, list[dict]]:
         groups.setdefault(record["tag"], []).append(record)
     return groups
 
+
 def metadata_key(record: Mapping) -> str:
     """A canonical string for a record's tag and clauses; two prompts with the same key test the same thing."""
     clauses = {"tag": record["tag"], "include": record["include"], "exclude": record.get("exclude", [])}
