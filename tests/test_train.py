@@ -1,5 +1,6 @@
 """Training engine on the tiny Janus: steps change the policy, gradients flow, GRPO learns, resume is exact."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -361,7 +362,7 @@ def test_balance_tags_draws_every_tag_equally_often():
     assert {r["prompt"] for r in even} == {r["prompt"] for r in plain}
 
 
-def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo"):
+def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo", step_fraction: float = 1.0):
     """A GRPO run's context and one step's micro-batches (old log-probs stored), with the policy then moved
     away from its rollout: ratios away from 1 (some clipped) and a non-zero KL to the reference."""
     from unirl_cli.train.grpo import _image_micro_batches, step_experience
@@ -369,7 +370,7 @@ def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grp
     from unirl_cli.train.rollout import StepTimer
 
     config = make_config(model_dir, group_size=3, micro_batch_size=6, grpo__beta=0.1, grpo__num_iterations=2,
-                         grpo__loss_type=loss_type, grpo__step_chunk=step_chunk)
+                         grpo__loss_type=loss_type, grpo__step_chunk=step_chunk, grpo__step_fraction=step_fraction)
     ctx = build_run(config, make_accelerator(config), None, None, BelowMedianReward())
     batch, rewards = step_experience(ctx, RECORDS[:2], 0, 0, StepTimer())
     advantages = group_advantages(rewards, 3, "group", rewards.std())
@@ -405,6 +406,43 @@ def test_showo_step_chunks_add_up_to_the_whole_step(tiny_showo_dir, loss_type):
         assert torch.allclose(grads_chunked[name], grad, rtol=1e-4, atol=1e-7), name
 
 
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo"])
+def test_showo_step_fraction_estimates_the_whole_step_without_bias(tiny_showo_dir, loss_type):
+    """Averaged over every subset of sampling steps it can draw, a `grpo.step_fraction` update's loss and
+    gradient are the whole step's; a single draw scores only its share of the steps."""
+    from itertools import combinations
+
+    from unirl_cli.train.context import accumulate_gradients, summed
+    from unirl_cli.train.grpo import image_grpo_objective
+
+    _, grads_whole, loss_whole, _ = chunked_step_gradient(tiny_showo_dir, 0, loss_type)
+    ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, 0, loss_type, step_fraction=0.5)
+    num_steps = micro_batches[0].rollout.token_logprobs.shape[1]
+    assert all(len(micro.steps) == num_steps // 2 for micro in micro_batches)
+    subsets = list(combinations(range(num_steps), num_steps // 2))
+    grads_sum, loss_sum = {}, 0.0
+    for subset in subsets:
+        ctx.optimizer.zero_grad()
+        outputs = accumulate_gradients(ctx, image_grpo_objective, [replace(m, steps=subset) for m in micro_batches])
+        loss_sum += float(summed(outputs, "loss"))
+        for name, p in ctx.policy.named_parameters():
+            if p.grad is not None:
+                grads_sum[name] = grads_sum.get(name, 0) + p.grad.clone()
+    assert loss_sum / len(subsets) == pytest.approx(float(loss_whole), rel=1e-4, abs=1e-7)
+    assert grads_sum.keys() == grads_whole.keys()
+    for name, grad in grads_whole.items():
+        assert torch.allclose(grads_sum[name] / len(subsets), grad, rtol=1e-4, atol=1e-7), name
+
+
+def test_step_fraction_is_refused_for_an_autoregressive_model_and_out_of_range(tiny_janus_dir):
+    config = make_config(tiny_janus_dir, grpo__step_fraction=0.5)
+    with pytest.raises(UnirlError, match="grpo.step_fraction applies to masked"):
+        build_run(config, make_accelerator(config), None, None, LowTokenReward())
+    for bad in (0.0, 1.5):
+        with pytest.raises(UnirlError, match=r"grpo.step_fraction must be in \(0, 1\]"):
+            make_config(tiny_janus_dir, grpo__step_fraction=bad)
+
+
 def test_step_chunk_is_refused_for_an_autoregressive_model_under_deepspeed_and_below_zero(
         tiny_janus_dir, tiny_showo_dir, monkeypatch):
     config = make_config(tiny_janus_dir, grpo__step_chunk=2)
@@ -422,8 +460,6 @@ def test_step_chunk_is_refused_for_an_autoregressive_model_under_deepspeed_and_b
 def test_a_step_chunk_does_not_depend_on_the_old_logprobs_of_other_steps(tiny_showo_dir):
     """A real model's step log-prob sums to hundreds of nats: a ratio against them outside the chunk would be
     inf, and inf * mask 0 is NaN."""
-    from dataclasses import replace
-
     from unirl_cli.train.grpo import image_grpo_objective
 
     ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, step_chunk=2)

@@ -79,6 +79,7 @@ class GRPOConfig:
     answers_per_image: int = option(4, "K sampled answers per image for answer GRPO")
     answer_temperature: float = option(1.0, "sampling temperature of those answers")
     step_chunk: int = option(0, "masked (Show-o) models: back-propagate this many sampling steps at a time instead of all of them in one graph (same gradient, less memory; 0 = all)")
+    step_fraction: float = option(1.0, "masked (Show-o) models: each update back-propagates through this share of an image's sampling steps, drawn at random per micro-batch (an unbiased estimate of the whole loss at that share of its cost, as Flow-GRPO's timestep_fraction; 1 = all)")
 
 
 @dataclass
@@ -169,6 +170,8 @@ def config_problems(config: TrainConfig) -> list[str]:
         problems.append(f"grpo.beta must be >= 0, got {config.grpo.beta}")
     if config.grpo.step_chunk < 0:
         problems.append(f"grpo.step_chunk must be >= 0 (0 = all sampling steps in one graph), got {config.grpo.step_chunk}")
+    if not 0 < config.grpo.step_fraction <= 1:
+        problems.append(f"grpo.step_fraction must be in (0, 1] (1 = every sampling step), got {config.grpo.step_fraction}")
     if config.grpo.answer_weight > 0 and config.grpo.answers_per_image < 2:
         problems.append("grpo.answers_per_image must be >= 2 when grpo.answer_weight > 0")
     if config.rollout.guidance_scale is not None and config.rollout.guidance_scale < 0:

@@ -30,7 +30,7 @@ class ImageMicroBatch:
     loss_type: str
     sizes: LossNormalizer
     answers: AnswerPart | None = None  # the answer-GRPO rows of these images (grpo.answer_weight > 0)
-    steps: range | None = None  # masked models with grpo.step_chunk: the sampling steps this part scores
+    steps: tuple[int, ...] | None = None  # masked models (grpo.step_chunk, grpo.step_fraction): the sampling steps this part scores
     first_part: bool = True  # the first step chunk of its images (their answer term rides on it)
 
 
@@ -42,7 +42,7 @@ def image_grpo_objective(policy: UnifiedModel, micro: ImageMicroBatch) -> dict:
     ref, mask, rows = micro.ref_logprobs, None, float(len(micro.rollout))
     if micro.steps is not None:
         mask = torch.zeros_like(logprobs, dtype=torch.bool)
-        mask[:, micro.steps.start:micro.steps.stop] = True
+        mask[:, list(micro.steps)] = True
         # Steps outside the chunk come back as 0. A step's old log-prob sums hundreds of nats, so a ratio
         # against it would be inf there, and inf * mask 0 is NaN: zero old and ref outside the chunk too.
         old = torch.where(mask, old, 0.0)
@@ -107,7 +107,8 @@ def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index
     # An image the reward cannot score (NaN) is left out of the spread, as of its group's mean.
     batch_std = nan_std(all_rewards)
     advantages = group_advantages(rewards, config.group_size, config.grpo.scale_rewards, batch_std).to(ctx.device)
-    micro_batches = _image_micro_batches(ctx, batch.rollout.to(ctx.device), advantages, timer)
+    draws = torch.Generator().manual_seed(image_seed(config.seed, step, first_image_index))
+    micro_batches = _image_micro_batches(ctx, batch.rollout.to(ctx.device), advantages, timer, draws)
     if config.grpo.answer_weight > 0:
         with timer.phase("answering"), full_parameters(ctx.accelerator, ctx.module):
             metrics["answer_reward/mean"] = _attach_answer_parts(ctx, batch, micro_batches)
@@ -116,16 +117,21 @@ def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index
     return metrics, batch
 
 
-def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: torch.Tensor,
-                         timer: StepTimer) -> list[ImageMicroBatch]:
-    """Slice the rollout into micro-batches with stored old (num_iterations > 1) and reference log-probs."""
+def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: torch.Tensor, timer: StepTimer,
+                         draws: torch.Generator | None = None) -> list[ImageMicroBatch]:
+    """Slice the rollout into micro-batches with stored old (num_iterations > 1) and reference log-probs;
+    masked models: each scoring the sampling steps `grpo.step_fraction` draws (with `draws`) in `grpo.step_chunk` parts."""
     config = ctx.config
     num_images, num_actions = rollout.token_logprobs.shape
     guidance = None if config.grpo.logprob_branch == "cfg" else ctx.policy.no_guidance_scale
     global_tokens = float(ctx.accelerator.gather(torch.tensor([float(num_images * num_actions)], device=ctx.device)).sum())
-    sizes = LossNormalizer(num_sequences=num_images, num_tokens=float(num_images * num_actions), max_length=num_actions,
-                           tokens_per_process=global_tokens / ctx.accelerator.num_processes,
-                           actions_per_sequence=float(num_actions))
+    kept_steps = steps_to_score(num_actions, config.grpo.step_fraction)
+    # Scoring k of the S steps estimates the loss over all of them: every size it is divided by shrinks by k / S.
+    share = kept_steps / num_actions
+    sizes = LossNormalizer(num_sequences=num_images, num_tokens=num_images * num_actions * share,
+                           max_length=num_actions * share,
+                           tokens_per_process=global_tokens / ctx.accelerator.num_processes * share,
+                           actions_per_sequence=num_actions * share)
     settings = ClipSettings(config.grpo.eps_low, config.grpo.eps_high, config.grpo.beta, config.grpo.kl_ratio_correction)
     # Same autocast as the training forward, so precision noise does not show up as KL or ratio != 1.
     with timer.phase("logprob_fwd_bwd"), full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
@@ -140,22 +146,34 @@ def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: tor
                                      None if ref is None else ref[part.start:part.stop],
                                      guidance, settings, config.grpo.loss_type, sizes)
                      for part in chunks(num_images, config.micro_batch_size)]
+    if kept_steps < num_actions:
+        micro_batches = [replace(micro, steps=tuple(sorted(torch.randperm(num_actions, generator=draws)[:kept_steps]
+                                                           .tolist())))
+                         for micro in micro_batches]
     return split_by_steps(micro_batches, config.grpo.step_chunk, num_actions)
 
 
+def steps_to_score(num_steps: int, step_fraction: float) -> int:
+    """How many of an image's `num_steps` sampling steps one update back-propagates through (at least one)."""
+    return max(1, min(num_steps, round(step_fraction * num_steps)))
+
+
 def split_by_steps(micro_batches: list[ImageMicroBatch], step_chunk: int, num_steps: int) -> list[ImageMicroBatch]:
-    """Each micro-batch once per `step_chunk` sampling steps (masked models), so one backward holds only
-    that many steps' graphs; the loss is a sum over steps, so the parts' gradients add up to the whole.
-    Chunks in which none of the micro-batch's images committed a token are left out (their loss is a
-    constant with nothing to back-propagate). `step_chunk` 0 (or >= num_steps) leaves the micro-batches as they are."""
-    if step_chunk <= 0 or step_chunk >= num_steps:
-        return micro_batches
-    step_ranges = [range(start, min(start + step_chunk, num_steps)) for start in range(0, num_steps, step_chunk)]
+    """Each micro-batch once per `step_chunk` of its sampling steps (masked models; all `num_steps` unless
+    `micro.steps` holds a drawn subset), so one backward holds only that many steps' graphs; the loss is a sum
+    over steps, so the parts' gradients add up to the whole. Chunks in which none of the micro-batch's images
+    committed a token are left out (their loss is a constant with nothing to back-propagate). `step_chunk` 0
+    (or >= the steps scored) leaves the micro-batches as they are."""
     parts = []
     for micro in micro_batches:
+        steps = tuple(range(num_steps)) if micro.steps is None else micro.steps
+        if step_chunk <= 0 or step_chunk >= len(steps):
+            parts.append(micro)
+            continue
         committed = set(micro.rollout.commit_step.flatten().tolist())
-        kept = [steps for steps in step_ranges if committed.intersection(steps)]
-        parts += [replace(micro, steps=steps, first_part=index == 0) for index, steps in enumerate(kept)]
+        chunked = [steps[start:start + step_chunk] for start in range(0, len(steps), step_chunk)]
+        kept = [chunk for chunk in chunked if committed.intersection(chunk)]
+        parts += [replace(micro, steps=chunk, first_part=index == 0) for index, chunk in enumerate(kept)]
     return parts
 
 

@@ -112,7 +112,7 @@ class LossNormalizer:
 
     num_sequences: int  # rows in this process's whole batch
     num_tokens: float  # active actions in this process's whole batch
-    max_length: int  # the longest possible completion (dr_grpo)
+    max_length: float  # the longest possible completion (dr_grpo; scaled when only some sampling steps are scored)
     tokens_per_process: float  # active actions in the global batch / number of processes (dapo)
     # Every row's active-action count when it is the same for all rows (image tokens or sampling steps): grpo's
     # per-row mean then stays exact when a micro-batch masks part of each row (Show-o's step chunks).

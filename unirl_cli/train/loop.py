@@ -101,6 +101,9 @@ def _load_policy(config: TrainConfig, device: torch.device, checkpoint: Path | N
     if config.method == "grpo" and config.grpo.step_chunk > 0 and policy.generation_kind != "masked":
         raise UnirlError(f"grpo.step_chunk applies to masked (Show-o) models; '{config.model}' scores all its image "
                          f"tokens in one teacher-forced pass: set grpo.step_chunk=0")
+    if config.method == "grpo" and config.grpo.step_fraction < 1 and policy.generation_kind != "masked":
+        raise UnirlError(f"grpo.step_fraction applies to masked (Show-o) models; '{config.model}' scores all its "
+                         f"image tokens in one teacher-forced pass: set grpo.step_fraction=1")
     if config.grpo.step_chunk > 0 and deepspeed_requested():
         # DeepSpeed steps after a fixed number of backward passes; step chunks change that number per step.
         raise UnirlError("grpo.step_chunk does not run under DeepSpeed (its accumulation steps are fixed per "
