@@ -362,7 +362,7 @@ def test_balance_tags_draws_every_tag_equally_often():
     assert {r["prompt"] for r in even} == {r["prompt"] for r in plain}
 
 
-def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo", step_fraction: float = 1.0):
+def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grpo", **overrides):
     """A GRPO run's context and one step's micro-batches (old log-probs stored), with the policy then moved
     away from its rollout: ratios away from 1 (some clipped) and a non-zero KL to the reference."""
     from unirl_cli.train.grpo import _image_micro_batches, step_experience
@@ -370,7 +370,7 @@ def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grp
     from unirl_cli.train.rollout import StepTimer
 
     config = make_config(model_dir, group_size=3, micro_batch_size=6, grpo__beta=0.1, grpo__num_iterations=2,
-                         grpo__loss_type=loss_type, grpo__step_chunk=step_chunk, grpo__step_fraction=step_fraction)
+                         grpo__loss_type=loss_type, grpo__step_chunk=step_chunk, **overrides)
     ctx = build_run(config, make_accelerator(config), None, None, BelowMedianReward())
     batch, rewards = step_experience(ctx, RECORDS[:2], 0, 0, StepTimer())
     advantages = group_advantages(rewards, 3, "group", rewards.std())
@@ -382,12 +382,12 @@ def moved_policy_micro_batches(model_dir, step_chunk: int, loss_type: str = "grp
     return ctx, micro_batches
 
 
-def chunked_step_gradient(model_dir, step_chunk: int, loss_type: str):
+def chunked_step_gradient(model_dir, step_chunk: int, loss_type: str, **overrides):
     """Gradient, loss and mean ratio of one GRPO accumulation on a policy moved away from its rollout."""
     from unirl_cli.train.context import accumulate_gradients, summed, weighted_mean
     from unirl_cli.train.grpo import image_grpo_objective
 
-    ctx, micro_batches = moved_policy_micro_batches(model_dir, step_chunk, loss_type)
+    ctx, micro_batches = moved_policy_micro_batches(model_dir, step_chunk, loss_type, **overrides)
     outputs = accumulate_gradients(ctx, image_grpo_objective, micro_batches)
     grads = {name: p.grad.clone() for name, p in ctx.policy.named_parameters() if p.grad is not None}
     return len(micro_batches), grads, summed(outputs, "loss"), weighted_mean(outputs, "ratio")
@@ -415,9 +415,11 @@ def test_showo_step_fraction_estimates_the_whole_step_without_bias(tiny_showo_di
     from unirl_cli.train.context import accumulate_gradients, summed
     from unirl_cli.train.grpo import image_grpo_objective
 
-    _, grads_whole, loss_whole, _ = chunked_step_gradient(tiny_showo_dir, 0, loss_type)
-    ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, 0, loss_type, step_fraction=0.5)
-    num_steps = micro_batches[0].rollout.token_logprobs.shape[1]
+    num_steps = 4  # every 2 of 4 steps: 6 subsets
+    _, grads_whole, loss_whole, _ = chunked_step_gradient(tiny_showo_dir, 0, loss_type, rollout__num_steps=num_steps)
+    ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, 0, loss_type, rollout__num_steps=num_steps,
+                                                    grpo__step_fraction=0.5)
+    assert micro_batches[0].rollout.token_logprobs.shape[1] == num_steps
     assert all(len(micro.steps) == num_steps // 2 for micro in micro_batches)
     subsets = list(combinations(range(num_steps), num_steps // 2))
     grads_sum, loss_sum = {}, 0.0
@@ -464,7 +466,7 @@ def test_a_step_chunk_does_not_depend_on_the_old_logprobs_of_other_steps(tiny_sh
 
     ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, step_chunk=2)
     first = micro_batches[0]
-    chunk = slice(first.steps.start, first.steps.stop)
+    chunk = list(first.steps)
     far_old, far_ref = torch.full_like(first.old_logprobs, -1e4), torch.full_like(first.ref_logprobs, -1e4)
     far_old[:, chunk], far_ref[:, chunk] = first.old_logprobs[:, chunk], first.ref_logprobs[:, chunk]
     loss = image_grpo_objective(ctx.policy, first)["loss"]
