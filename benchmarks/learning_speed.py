@@ -2,19 +2,29 @@
 red pixels) against the detector's GenEval verdict (composition), with each model's own recipe otherwise.
 
     OMP_NUM_THREADS=2 python benchmarks/learning_speed.py --models mini mini-showo --rewards red detector --steps 60
+    OMP_NUM_THREADS=2 python benchmarks/learning_speed.py --models mini DIR --rewards detector --steps 40 --transfer
 
 The prompts are four of the shapes suite's evaluation prompts that both shipped minis get right on 1 or 2 of 4
 images (counting, position, two colour attributions), each drawn group_size times a step; so this measures how
 quickly the update concentrates a prompt's images on what the reward asks, not generalisation. Prints the mean
 training reward per `--window` steps, one row per (model, reward), and keeps each run under --out.
+
+`--transfer` then measures generalisation: the detector's verdict on the four probe prompts and on four sibling
+prompts of the same tags that the run never saw (four crosses, a diamond left of a triangle, two other colour
+pairs), for the untouched model and for the trained one, on image seeds the run did not use (--transfer-steps
+steps of the recipe's batch each, sampled as `benchmarks/reward_control.py` samples).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reward_control import control_rewards  # noqa: E402  (scripts in benchmarks/ share a folder)
 
 PROBE_PROMPTS = (
     "a photo of four diamonds",
@@ -22,6 +32,13 @@ PROBE_PROMPTS = (
     "a photo of a yellow triangle and a purple cross",
     "a photo of a red cross and a white ring",
 )
+SIBLING_PROMPTS = (  # the same four tags and forms, other shapes and colours
+    "a photo of four crosses",
+    "a photo of a diamond left of a triangle",
+    "a photo of a green square and a pink circle",
+    "a photo of a white diamond and a red cross",
+)
+DETECTOR_REWARD = ["reward.self_weight=0", "reward.detector_weight=1", "reward.detector_suite=shapes"]
 
 
 class RedShareReward:
@@ -45,37 +62,55 @@ class RedShareReward:
         return torch.tensor(shares, dtype=torch.float32)
 
 
-def probe_prompts_file(folder: Path) -> Path:
-    """The probe's prompt records, taken from the shipped shapes evaluation prompts."""
+def probe_prompts_file(folder: Path, prompts: tuple[str, ...] = PROBE_PROMPTS, name: str = "probe") -> Path:
+    """The records of `prompts`, taken from the shipped shapes evaluation prompts, as a prompt file."""
     from unirl_cli.data.shapes.prompts import eval_prompts
 
-    records = [record for record in eval_prompts() if record["prompt"] in PROBE_PROMPTS]
-    if len(records) != len(PROBE_PROMPTS):
-        raise SystemExit("the probe prompts are missing from the shapes evaluation metadata")
-    path = folder / "probe_prompts.jsonl"
+    records = [record for record in eval_prompts() if record["prompt"] in prompts]
+    if len(records) != len(prompts):
+        raise SystemExit(f"the {name} prompts are missing from the shapes evaluation metadata")
+    path = folder / f"{name}_prompts.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
 
 
-def run(model: str, reward: str, steps: int, lr: float | None, prompts: Path, out: Path,
-        extra: list[str]) -> list[float]:
-    """One GRPO run of `steps` on the probe prompts; the per-step mean training reward."""
+def probe_config(model: str, prompts: Path, overrides: list[str]):
+    """The model's own GRPO recipe on the prompt file `prompts`, with `overrides` on top."""
     from unirl_cli.config import load_config
     from unirl_cli.train.config import TrainConfig
-    from unirl_cli.train.loop import train
     from unirl_cli.world.improve import default_recipe
 
-    recipe = default_recipe(model, "grpo")
-    overrides = [f"model={model}", f"steps={steps}", f"output_dir={out}", f"prompts.file={prompts}",
-                 "prompts.allow_geneval_overlap=true", "prompts.balance_tags=false", "save_every=0",
-                 "log.live=false", "log.plots=false", "log.sample_every=0"]
+    base = [f"model={model}", f"prompts.file={prompts}", "prompts.allow_geneval_overlap=true",
+            "prompts.balance_tags=false", "log.live=false", "log.plots=false", "log.sample_every=0"]
+    return load_config(TrainConfig, default_recipe(model, "grpo"), base + overrides)
+
+
+def run(model: str, reward: str, steps: int, lr: float | None, prompts: Path, out: Path,
+        extra: list[str]) -> tuple[list[float], str]:
+    """One GRPO run of `steps` on the probe prompts; the per-step mean training reward and the final checkpoint."""
+    from unirl_cli.train.loop import train
+
+    overrides = [f"steps={steps}", f"output_dir={out}", "save_every=0"]
     if lr is not None:
         overrides.append(f"optim.lr={lr}")
     if reward == "detector":
-        overrides += ["reward.self_weight=0", "reward.detector_weight=1", "reward.detector_suite=shapes"]
-    config = load_config(TrainConfig, recipe, overrides + extra)
+        overrides += DETECTOR_REWARD
+    config = probe_config(model, prompts, overrides + extra)
     result = train(config, reward_fn=RedShareReward() if reward == "red" else None, overwrite=True)
-    return [row["reward/mean"] for row in result.metrics]
+    return [row["reward/mean"] for row in result.metrics], str(result.last_checkpoint)
+
+
+def detector_score(model: str, prompts: Path, steps: int, extra: list[str]) -> float:
+    """Mean detector verdict of `model` on `steps` steps of its recipe's batch over `prompts`, sampling seed 7
+    (the probe runs use seed 0)."""
+    config = probe_config(model, prompts, DETECTOR_REWARD + extra + ["seed=7"])
+    rewards = [reward for _, reward in control_rewards(config, steps)]
+    return sum(rewards) / len(rewards)
+
+
+def transfer_row(model: str, checkpoint: str, files: tuple[Path, Path], steps: int, extra: list[str]) -> list[float]:
+    """Detector verdicts before / after training on the probe prompts, then on the sibling prompts."""
+    return [detector_score(which, prompts, steps, extra) for prompts in files for which in (model, checkpoint)]
 
 
 def main() -> None:
@@ -86,23 +121,37 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="the same for every model (default 1e-4)")
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("outputs/learning_speed"))
+    parser.add_argument("--transfer", action="store_true",
+                        help="after each detector run: the detector's verdict before/after on the probe and sibling prompts")
+    parser.add_argument("--transfer-steps", type=int, default=5, help="batches sampled per transfer measurement")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every run (rollout, grpo, ...)")
     args = parser.parse_args()
-    rows = []
+    rows, transfers = [], []
     with tempfile.TemporaryDirectory() as scratch:
         prompts = probe_prompts_file(Path(scratch))
+        siblings = probe_prompts_file(Path(scratch), SIBLING_PROMPTS, "sibling")
         for model in args.models:
             for reward in args.rewards:
                 folder = args.out / f"{model.replace('/', '_')}-{reward}"
-                rewards = run(model, reward, args.steps, args.lr, prompts, folder, args.overrides)
+                rewards, checkpoint = run(model, reward, args.steps, args.lr, prompts, folder, args.overrides)
                 windows = [rewards[i:i + args.window] for i in range(0, len(rewards), args.window)]
                 rows.append((model, reward, [sum(w) / len(w) for w in windows]))
+                if args.transfer and reward == "detector":
+                    transfers.append((model, transfer_row(model, checkpoint, (prompts, siblings), args.transfer_steps,
+                                                          args.overrides)))
     print(f"mean training reward per {args.window} steps (lr {args.lr}, the four probe prompts x group_size)")
     spans = [f"{start + 1}-{min(start + args.window, args.steps)}" for start in range(0, args.steps, args.window)]
     print("| model | reward | " + " | ".join(spans) + " |")
     print("|---|---|" + "---|" * len(rows[0][2]))
     for model, reward, means in rows:
         print(f"| {model} | {reward} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    if transfers:
+        print(f"\ndetector verdict after {args.steps} steps on the probe prompts (seed 7, {args.transfer_steps} batches each)")
+        print("| model | probe before | probe after | gain | siblings before | siblings after | gain |")
+        print("|---|---|---|---|---|---|---|")
+        for model, (probe_before, probe_after, sibling_before, sibling_after) in transfers:
+            print(f"| {model} | {probe_before:.3f} | {probe_after:.3f} | {probe_after - probe_before:+.3f} | "
+                  f"{sibling_before:.3f} | {sibling_after:.3f} | {sibling_after - sibling_before:+.3f} |")
 
 
 if __name__ == "__main__":

@@ -101,8 +101,12 @@ def test_learning_speed_probe_runs_and_its_red_reward_reads_pixels(tmp_path):
     scores = RedShareReward()(RolloutBatch(records=[{}] * 3, rollout=None, images=images))
     assert scores.tolist() == pytest.approx([10.0, 5.0, 0.0])
     done = subprocess.run([sys.executable, str(BENCHMARKS / "learning_speed.py"), "--models", "mini-showo",
-                           "--rewards", "red", "--steps", "2", "--window", "1", "--out", str(tmp_path / "runs"),
-                           "prompts_per_step=2", "group_size=2"],
+                           "--rewards", "red", "detector", "--steps", "2", "--window", "1", "--out", str(tmp_path / "runs"),
+                           "--transfer", "--transfer-steps", "1", "prompts_per_step=2", "group_size=2"],
                           capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| mini-showo | red |" in done.stdout and "| 1-1 | 2-2 |" in done.stdout
+    transfer = next(line for line in done.stdout.splitlines() if line.startswith("| mini-showo | 0."))
+    verdicts = [float(cell) for cell in transfer.strip("|").split("|")[1:]]
+    assert len(verdicts) == 6 and all(-1 <= value <= 1 for value in verdicts)
+    assert verdicts[2] == pytest.approx(verdicts[1] - verdicts[0], abs=2e-3)
