@@ -30,7 +30,7 @@ class ImageMicroBatch:
     loss_type: str
     sizes: LossNormalizer
     answers: AnswerPart | None = None  # the answer-GRPO rows of these images (grpo.answer_weight > 0)
-    steps: tuple[int, ...] | None = None  # masked models (grpo.step_chunk, grpo.step_fraction): the sampling steps this part scores
+    steps: tuple[int, ...] | None = None  # masked models (grpo.step_chunk, step_fraction): the steps this part scores
     first_part: bool = True  # the first step chunk of its images (their answer term rides on it)
 
 
@@ -119,8 +119,8 @@ def grpo_step(ctx: RunContext, records: list[dict], step: int, first_image_index
 
 def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: torch.Tensor, timer: StepTimer,
                          draws: torch.Generator | None = None) -> list[ImageMicroBatch]:
-    """Slice the rollout into micro-batches with stored old (num_iterations > 1) and reference log-probs;
-    masked models: each scoring the sampling steps `grpo.step_fraction` draws (with `draws`) in `grpo.step_chunk` parts."""
+    """Slice the rollout into micro-batches with stored old (num_iterations > 1) and reference log-probs; for
+    masked models, each scores the sampling steps that `grpo.step_fraction` draws from `draws`, step_chunk at a time."""
     config = ctx.config
     num_images, num_actions = rollout.token_logprobs.shape
     guidance = None if config.grpo.logprob_branch == "cfg" else ctx.policy.no_guidance_scale
