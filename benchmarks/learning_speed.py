@@ -9,10 +9,11 @@ images (counting, position, two colour attributions), each drawn group_size time
 quickly the update concentrates a prompt's images on what the reward asks, not generalisation. Prints the mean
 training reward per `--window` steps, one row per (model, reward), and keeps each run under --out.
 
-`--transfer` then measures generalisation: the detector's verdict on the four probe prompts and on four sibling
-prompts of the same tags that the run never saw (four crosses, a diamond left of a triangle, two other colour
-pairs), for the untouched model and for the trained one, on image seeds the run did not use (--transfer-steps
-steps of the recipe's batch each, sampled as `benchmarks/reward_control.py` samples).
+`--transfer` then measures generalisation: the detector's verdict on the four probe prompts, on four prompts
+the run never saw made of the same shapes and colours (three diamonds, a cross left of a circle, the two colour
+attributions named in the other order) and on four of the same tags made of other ones (four crosses, a diamond
+left of a triangle, two other colour pairs), for the untouched model and for the trained one, on image seeds the
+run did not use (--transfer-steps steps of the recipe's batch each, sampled as `benchmarks/reward_control.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ PROBE_PROMPTS = (
     "a photo of a circle left of a cross",
     "a photo of a yellow triangle and a purple cross",
     "a photo of a red cross and a white ring",
+)
+SAME_CODE_PROMPTS = (  # other prompts of the probe's shapes and colours (the last two: the probe's, reordered)
+    "a photo of three diamonds",
+    "a photo of a cross left of a circle",
+    "a photo of a purple cross and a yellow triangle",
+    "a photo of a white ring and a red cross",
 )
 SIBLING_PROMPTS = (  # the same four tags and forms, other shapes and colours
     "a photo of four crosses",
@@ -63,15 +70,30 @@ class RedShareReward:
 
 
 def probe_prompts_file(folder: Path, prompts: tuple[str, ...] = PROBE_PROMPTS, name: str = "probe") -> Path:
-    """The records of `prompts`, taken from the shipped shapes evaluation prompts, as a prompt file."""
+    """The records of `prompts` as a prompt file: the shipped shapes evaluation prompts' records, or a colour
+    attribution of those named in the other order."""
     from unirl_cli.data.shapes.prompts import eval_prompts
 
-    records = [record for record in eval_prompts() if record["prompt"] in prompts]
-    if len(records) != len(prompts):
-        raise SystemExit(f"the {name} prompts are missing from the shapes evaluation metadata")
+    known = {record["prompt"]: record for record in eval_prompts()}
+    known.update({reordered["prompt"]: reordered for reordered in map(reordered_attribution, eval_prompts())
+                  if reordered is not None})
+    missing = [prompt for prompt in prompts if prompt not in known]
+    if missing:
+        raise SystemExit(f"the {name} prompts {missing} are missing from the shapes evaluation metadata")
     path = folder / f"{name}_prompts.jsonl"
-    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    path.write_text("".join(json.dumps(known[prompt]) + "\n" for prompt in prompts))
     return path
+
+
+def reordered_attribution(record: dict) -> dict | None:
+    """A colour-attribution record with its two objects named in the other order (same scene), else None."""
+    if record["tag"] != "color_attr":
+        return None
+    first, second = record["include"]
+    named = [f"{item['color']} {item['class']}" for item in (second, first)]
+    answer = " and ".join(f"the {item['class']} is {item['color']}" for item in (second, first))
+    return {**record, "include": [second, first], "prompt": f"a photo of a {named[0]} and a {named[1]}",
+            "answer": answer[0].upper() + answer[1:]}
 
 
 def probe_config(model: str, prompts: Path, overrides: list[str]):
@@ -108,8 +130,8 @@ def detector_score(model: str, prompts: Path, steps: int, extra: list[str]) -> f
     return sum(rewards) / len(rewards)
 
 
-def transfer_row(model: str, checkpoint: str, files: tuple[Path, Path], steps: int, extra: list[str]) -> list[float]:
-    """Detector verdicts before / after training on the probe prompts, then on the sibling prompts."""
+def transfer_row(model: str, checkpoint: str, files: list[Path], steps: int, extra: list[str]) -> list[float]:
+    """Detector verdicts before / after training, for each prompt file in turn."""
     return [detector_score(which, prompts, steps, extra) for prompts in files for which in (model, checkpoint)]
 
 
@@ -129,7 +151,8 @@ def main() -> None:
     rows, transfers = [], []
     with tempfile.TemporaryDirectory() as scratch:
         prompts = probe_prompts_file(Path(scratch))
-        siblings = probe_prompts_file(Path(scratch), SIBLING_PROMPTS, "sibling")
+        transfer_files = [prompts, probe_prompts_file(Path(scratch), SAME_CODE_PROMPTS, "same_code"),
+                          probe_prompts_file(Path(scratch), SIBLING_PROMPTS, "sibling")]
         for model in args.models:
             for reward in args.rewards:
                 folder = args.out / f"{model.replace('/', '_')}-{reward}"
@@ -137,7 +160,7 @@ def main() -> None:
                 windows = [rewards[i:i + args.window] for i in range(0, len(rewards), args.window)]
                 rows.append((model, reward, [sum(w) / len(w) for w in windows]))
                 if args.transfer and reward == "detector":
-                    transfers.append((model, transfer_row(model, checkpoint, (prompts, siblings), args.transfer_steps,
+                    transfers.append((model, transfer_row(model, checkpoint, transfer_files, args.transfer_steps,
                                                           args.overrides)))
     print(f"mean training reward per {args.window} steps (lr {args.lr}, the four probe prompts x group_size)")
     spans = [f"{start + 1}-{min(start + args.window, args.steps)}" for start in range(0, args.steps, args.window)]
@@ -146,12 +169,14 @@ def main() -> None:
     for model, reward, means in rows:
         print(f"| {model} | {reward} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     if transfers:
-        print(f"\ndetector verdict after {args.steps} steps on the probe prompts (seed 7, {args.transfer_steps} batches each)")
-        print("| model | probe before | probe after | gain | siblings before | siblings after | gain |")
+        print(f"\ndetector verdict before -> after {args.steps} steps on the probe prompts (seed 7, "
+              f"{args.transfer_steps} batches each)")
+        print("| model | probe prompts | gain | same shapes and colours | gain | other shapes and colours | gain |")
         print("|---|---|---|---|---|---|---|")
-        for model, (probe_before, probe_after, sibling_before, sibling_after) in transfers:
-            print(f"| {model} | {probe_before:.3f} | {probe_after:.3f} | {probe_after - probe_before:+.3f} | "
-                  f"{sibling_before:.3f} | {sibling_after:.3f} | {sibling_after - sibling_before:+.3f} |")
+        for model, verdicts in transfers:
+            pairs = [verdicts[index:index + 2] for index in range(0, len(verdicts), 2)]
+            print(f"| {model} | " + " | ".join(f"{before:.3f} -> {after:.3f} | {after - before:+.3f}"
+                                               for before, after in pairs) + " |")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,8 @@ def test_learning_speed_probe_runs_and_its_red_reward_reads_pixels(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| mini-showo | red |" in done.stdout and "| 1-1 | 2-2 |" in done.stdout
     transfer = next(line for line in done.stdout.splitlines() if line.startswith("| mini-showo | 0."))
-    verdicts = [float(cell) for cell in transfer.strip("|").split("|")[1:]]
-    assert len(verdicts) == 6 and all(-1 <= value <= 1 for value in verdicts)
-    assert verdicts[2] == pytest.approx(verdicts[1] - verdicts[0], abs=2e-3)
+    cells = [cell.strip() for cell in transfer.strip("|").split("|")[1:]]
+    assert len(cells) == 6  # before -> after, gain: probe prompts, same shapes and colours, other ones
+    for verdicts, gain in zip(cells[::2], cells[1::2]):
+        before, after = (float(value) for value in verdicts.split("->"))
+        assert 0 <= before <= 1 and 0 <= after <= 1 and float(gain) == pytest.approx(after - before, abs=2e-3)
