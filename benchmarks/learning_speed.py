@@ -74,8 +74,9 @@ def probe_prompts_file(folder: Path, prompts: tuple[str, ...] = PROBE_PROMPTS, n
     attribution of those named in the other order."""
     from unirl_cli.data.shapes.prompts import eval_prompts
 
-    known = {record["prompt"]: record for record in eval_prompts()}
-    known.update({reordered["prompt"]: reordered for reordered in map(reordered_attribution, eval_prompts())
+    records = eval_prompts()
+    known = {record["prompt"]: record for record in records}
+    known.update({reordered["prompt"]: reordered for reordered in map(reordered_attribution, records)
                   if reordered is not None})
     missing = [prompt for prompt in prompts if prompt not in known]
     if missing:

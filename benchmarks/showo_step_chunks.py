@@ -92,8 +92,8 @@ def one_setting(model_dir: str, images: int, steps: int, step_chunk: int, step_f
         accumulate_gradients(ctx, image_grpo_objective, micro_batches)
     seconds = time.perf_counter() - started
     torch.save({name: p.grad for name, p in ctx.policy.named_parameters() if p.grad is not None}, grads_out)
-    return {"step_chunk": step_chunk, "step_fraction": step_fraction, "backwards": len(micro_batches), "added_mb": memory.peak - before,
-            "seconds": seconds}
+    return {"step_chunk": step_chunk, "step_fraction": step_fraction, "backwards": len(micro_batches),
+            "added_mb": memory.peak - before, "seconds": seconds}
 
 
 def main() -> None:

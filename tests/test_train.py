@@ -417,15 +417,22 @@ def test_showo_step_fraction_estimates_the_whole_step_without_bias(tiny_showo_di
 
     num_steps = 4  # every 2 of 4 steps: 6 subsets
     _, grads_whole, loss_whole, _ = chunked_step_gradient(tiny_showo_dir, 0, loss_type, rollout__num_steps=num_steps)
+    _, whole_parts = moved_policy_micro_batches(tiny_showo_dir, 0, loss_type, rollout__num_steps=num_steps)
     ctx, micro_batches = moved_policy_micro_batches(tiny_showo_dir, 0, loss_type, rollout__num_steps=num_steps,
                                                     grpo__step_fraction=0.5)
     assert micro_batches[0].rollout.token_logprobs.shape[1] == num_steps
     assert all(len(micro.steps) == num_steps // 2 for micro in micro_batches)
+    for micro in micro_batches:  # the stored old and reference log-probs replay only the drawn steps
+        undrawn = [step for step in range(num_steps) if step not in micro.steps]
+        assert (micro.old_logprobs[:, undrawn] == 0).all() and (micro.ref_logprobs[:, undrawn] == 0).all()
+        assert (micro.old_logprobs[:, list(micro.steps)] != 0).any()
     subsets = list(combinations(range(num_steps), num_steps // 2))
     grads_sum, loss_sum = {}, 0.0
-    for subset in subsets:
+    for subset in subsets:  # every subset, with the whole step's stored log-probs
         ctx.optimizer.zero_grad()
-        outputs = accumulate_gradients(ctx, image_grpo_objective, [replace(m, steps=subset) for m in micro_batches])
+        parts = [replace(m, steps=subset, old_logprobs=w.old_logprobs, ref_logprobs=w.ref_logprobs)
+                 for m, w in zip(micro_batches, whole_parts)]
+        outputs = accumulate_gradients(ctx, image_grpo_objective, parts)
         loss_sum += float(summed(outputs, "loss"))
         for name, p in ctx.policy.named_parameters():
             if p.grad is not None:

@@ -79,11 +79,16 @@ def reward_metrics(ctx: RunContext, batch: RolloutBatch, rewards: torch.Tensor) 
     return metrics
 
 
-def no_grad_logprobs(score, rollout: ImageRollout, guidance_scale: float | None, micro_batch_size: int) -> torch.Tensor:
-    """`score(part, guidance_scale)` over the rollout in micro-batches, without gradients, as one float tensor."""
+def no_grad_logprobs(score, rollout: ImageRollout, guidance_scale: float | None, micro_batch_size: int,
+                     steps_per_part: list[tuple[int, ...] | None] | None = None) -> torch.Tensor:
+    """`score(part, guidance_scale)` over the rollout in micro-batches, without gradients, as one float tensor.
+    `steps_per_part` (masked models; one entry per micro-batch, None = all): replay only those sampling steps,
+    the others come back 0."""
+    parts = chunks(len(rollout), micro_batch_size)
     with torch.no_grad():
-        return torch.cat([score(rollout.select(part), guidance_scale).float()
-                          for part in chunks(len(rollout), micro_batch_size)])
+        return torch.cat([score(rollout.select(part), guidance_scale,
+                                **({} if steps is None else {"steps": list(steps)})).float()
+                          for part, steps in zip(parts, steps_per_part or [None] * len(parts))])
 
 
 def step_experience(ctx: RunContext, records: list[dict], step: int, first_image_index: int, timer: StepTimer,
@@ -133,23 +138,22 @@ def _image_micro_batches(ctx: RunContext, rollout: ImageRollout, advantages: tor
                            tokens_per_process=global_tokens / ctx.accelerator.num_processes * share,
                            actions_per_sequence=num_actions * share)
     settings = ClipSettings(config.grpo.eps_low, config.grpo.eps_high, config.grpo.beta, config.grpo.kl_ratio_correction)
+    parts = chunks(num_images, config.micro_batch_size)
+    drawn = [None if kept_steps == num_actions else
+             tuple(sorted(torch.randperm(num_actions, generator=draws)[:kept_steps].tolist())) for _ in parts]
     # Same autocast as the training forward, so precision noise does not show up as KL or ratio != 1.
     with timer.phase("logprob_fwd_bwd"), full_parameters(ctx.accelerator, ctx.module), ctx.accelerator.autocast():
         old = ref = None
         if config.grpo.num_iterations > 1:
-            old = no_grad_logprobs(lambda r, g: ctx.policy.image_logprobs(r, guidance_scale=g), rollout, guidance,
-                                    config.micro_batch_size)
+            old = no_grad_logprobs(lambda r, g, **steps: ctx.policy.image_logprobs(r, guidance_scale=g, **steps),
+                                   rollout, guidance, config.micro_batch_size, drawn)
         if ctx.reference is not None:
-            ref = no_grad_logprobs(ctx.reference.image_logprobs, rollout, guidance, config.micro_batch_size)
+            ref = no_grad_logprobs(ctx.reference.image_logprobs, rollout, guidance, config.micro_batch_size, drawn)
     micro_batches = [ImageMicroBatch(rollout.select(part), advantages[part.start:part.stop],
                                      None if old is None else old[part.start:part.stop],
                                      None if ref is None else ref[part.start:part.stop],
-                                     guidance, settings, config.grpo.loss_type, sizes)
-                     for part in chunks(num_images, config.micro_batch_size)]
-    if kept_steps < num_actions:
-        micro_batches = [replace(micro, steps=tuple(sorted(torch.randperm(num_actions, generator=draws)[:kept_steps]
-                                                           .tolist())))
-                         for micro in micro_batches]
+                                     guidance, settings, config.grpo.loss_type, sizes, steps=steps)
+                     for part, steps in zip(parts, drawn)]
     return split_by_steps(micro_batches, config.grpo.step_chunk, num_actions)
 
 

@@ -98,12 +98,14 @@ def _load_policy(config: TrainConfig, device: torch.device, checkpoint: Path | N
     except NotImplementedError:
         raise UnirlError(f"model '{config.model}' has no image generation head; train a unified model that "
                          f"both generates and understands images (see `unirl models`)") from None
-    if config.method == "grpo" and config.grpo.step_chunk > 0 and policy.generation_kind != "masked":
-        raise UnirlError(f"grpo.step_chunk applies to masked (Show-o) models; '{config.model}' scores all its image "
-                         f"tokens in one teacher-forced pass: set grpo.step_chunk=0")
-    if config.method == "grpo" and config.grpo.step_fraction < 1 and policy.generation_kind != "masked":
-        raise UnirlError(f"grpo.step_fraction applies to masked (Show-o) models; '{config.model}' scores all its "
-                         f"image tokens in one teacher-forced pass: set grpo.step_fraction=1")
+    if config.method == "grpo" and policy.generation_kind != "masked":
+        # name: (set by the user, the value that turns it off)
+        masked_only = {"step_chunk": (config.grpo.step_chunk > 0, 0),
+                       "step_fraction": (config.grpo.step_fraction < 1, 1)}
+        for name, (in_use, off) in masked_only.items():
+            if in_use:
+                raise UnirlError(f"grpo.{name} applies to masked (Show-o) models; '{config.model}' scores all its "
+                                 f"image tokens in one teacher-forced pass: set grpo.{name}={off}")
     if config.grpo.step_chunk > 0 and deepspeed_requested():
         # DeepSpeed steps after a fixed number of backward passes; step chunks change that number per step.
         raise UnirlError("grpo.step_chunk does not run under DeepSpeed (its accumulation steps are fixed per "

@@ -101,17 +101,18 @@ class Reference:
             self.frozen = (frozen if frozen is not None else copy.deepcopy(policy)).requires_grad_(False).eval()
 
     @torch.no_grad()
-    def image_logprobs(self, rollout: ImageRollout, guidance_scale: float | None) -> torch.Tensor:
-        """Reference log-probs (batch, num_actions) of the rollout's actions."""
+    def image_logprobs(self, rollout: ImageRollout, guidance_scale: float | None, **steps) -> torch.Tensor:
+        """Reference log-probs (batch, num_actions) of the rollout's actions (`steps=[...]`: masked models, only
+        those sampling steps)."""
         if self.adapters_only:
             was_training = self.policy.training
             self.policy.eval()
             try:
                 with self.policy.peft_model.disable_adapter():
-                    return self.policy.image_logprobs(rollout, guidance_scale=guidance_scale)
+                    return self.policy.image_logprobs(rollout, guidance_scale=guidance_scale, **steps)
             finally:
                 self.policy.train(was_training)
-        return self.frozen.image_logprobs(rollout, guidance_scale=guidance_scale)
+        return self.frozen.image_logprobs(rollout, guidance_scale=guidance_scale, **steps)
 
 
 def build_optimizer(parameters: list[torch.nn.Parameter], config: OptimConfig) -> torch.optim.Optimizer:
